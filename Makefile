@@ -1,0 +1,45 @@
+# StreamPulse: `make demo` runs the main job on the local stack; `make test` runs every test.
+# Both install what is missing first (venv, pinned Python packages, jars, stack binaries).
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+SP := $(BIN)/streampulse
+STAMP := $(VENV)/.installed
+
+.PHONY: setup demo test test-unit test-integration lint stack-up stack-down stack-status clean
+
+setup: $(STAMP)
+	@$(SP) jars fetch >&2
+
+# Re-install only when the pins or the project metadata change.
+$(STAMP): pyproject.toml constraints.txt
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "Python 3.11 is required (found %s)" % sys.version.split()[0])'
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -c constraints.txt -e ".[dev]"
+	@touch $@
+
+stack-up: setup
+	$(SP) stack up
+
+stack-down:
+	@test -x $(SP) && $(SP) stack down || true
+
+stack-status:
+	$(SP) stack status
+
+demo: stack-up
+	$(BIN)/python -m jobs.demo
+
+test: stack-up
+	$(BIN)/pytest
+
+test-unit: setup
+	$(BIN)/pytest tests/unit
+
+lint: setup
+	$(BIN)/ruff check .
+
+clean: stack-down
+	rm -rf .state $(VENV)

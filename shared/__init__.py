@@ -1,0 +1,1 @@
+"""StreamPulse's common code: settings, schema, models, text rules and trend maths."""

@@ -1,0 +1,124 @@
+"""`streampulse`: the one entry point for people. Logs and progress go to stderr, results to stdout."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from shared.clients import ServiceUnavailable
+from shared.settings import ENV_PREFIX, ConfigError, config_path, load_settings
+
+log = logging.getLogger("streampulse")
+
+
+def _stack(args, settings) -> int:
+    from stack import manager
+
+    if args.action == "up":
+        manager.up(settings)
+        return 0 if manager.status(settings) else 1
+    if args.action == "down":
+        manager.down(settings)
+        return 0
+    if args.action == "status":
+        return 0 if manager.status(settings) else 3  # 3 = not running, as `systemctl status` / LSB say
+    if args.action == "migrate":
+        applied = manager.migrate(settings)
+        print("applied: " + (", ".join(applied) or "none pending"))
+        return 0
+    if args.action == "logs":
+        files = manager.log_files(settings)
+        chosen = [args.service] if args.service else list(files)
+        cmd = ["tail", f"-n{args.lines}", *(["-F"] if args.follow else []), *(str(files[s]) for s in chosen)]
+        return subprocess.call(cmd)
+    raise AssertionError(args.action)
+
+
+def _jars(args, settings) -> int:
+    from stack import jars
+
+    for name, folder in jars.fetch_all(settings.stack.cache_path, args.groups or None).items():
+        print(f"{name}: {folder} ({len(list(folder.glob('*.jar')))} jars)")
+    return 0
+
+
+def _run(args, settings) -> int:
+    import importlib
+
+    module = importlib.import_module(f"jobs.{args.job}")
+    return module.main(args.job_args) or 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="streampulse",
+        description="StreamPulse: real-time social trends on Apache Flink.",
+        epilog=f"Settings come from config/streampulse.yaml (or --config / {ENV_PREFIX}CONFIG), "
+        f"overridden by {ENV_PREFIX}<SECTION>__<KEY> environment variables.",
+    )
+    parser.add_argument("--config", type=Path, help="settings file (default: config/streampulse.yaml)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    stack = sub.add_parser("stack", help="the local stack: Kafka, PostgreSQL, Redis, MinIO",
+                           description="Start, check and stop the local stack (processes on loopback ports).")
+    actions = stack.add_subparsers(dest="action", required=True, metavar="ACTION")
+    actions.add_parser("up", help="install what is missing, start every service, create topics/schema/bucket "
+                                  "(idempotent, keeps data)")
+    actions.add_parser("down", help="stop exactly the processes the stack started")
+    actions.add_parser("status", help="each service's state; exit 0 when all are up, 3 otherwise")
+    actions.add_parser("migrate", help="apply pending sql/migrations to PostgreSQL")
+    logs = actions.add_parser("logs", help="show service logs")
+    logs.add_argument("service", nargs="?", choices=["postgres", "redis", "minio", "kafka"])
+    logs.add_argument("-n", "--lines", type=int, default=40)
+    logs.add_argument("-f", "--follow", action="store_true")
+    stack.set_defaults(handler=_stack)
+
+    jars = sub.add_parser("jars", help="JVM pieces from config/jars.yaml")
+    jar_actions = jars.add_subparsers(dest="action", required=True, metavar="ACTION")
+    fetch = jar_actions.add_parser("fetch", help="resolve the manifest with Maven into the cache (idempotent)")
+    fetch.add_argument("groups", nargs="*")
+    jars.set_defaults(handler=_jars)
+
+    run = sub.add_parser("run", help="run a job embedded on a local Flink mini-cluster",
+                         description="Run jobs/<JOB>.py in this process's Flink mini-cluster.")
+    run.add_argument("job", choices=sorted(p.stem for p in (Path(__file__).parent.parent / "jobs").glob("[a-z]*.py")))
+    run.add_argument("job_args", nargs=argparse.REMAINDER, help="passed to the job (see `streampulse run JOB --help`)")
+    run.set_defaults(handler=_run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not args.verbose:
+        logging.getLogger("kafka").setLevel(logging.WARNING)  # kafka-python logs every connection at INFO
+    if args.config:
+        os.environ[f"{ENV_PREFIX}CONFIG"] = str(args.config.resolve())
+    try:
+        if not config_path().exists():
+            raise ConfigError(f"settings file {config_path()} does not exist")
+        settings = load_settings()
+        return args.handler(args, settings)
+    except (ConfigError, ServiceUnavailable) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2 if isinstance(exc, ConfigError) else 1
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        from stack.jars import JarFetchError
+        from stack.services import StackError
+
+        if isinstance(exc, StackError | JarFetchError):
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,101 @@
+"""Building Flink environments for StreamPulse jobs: the jars, the Python interpreter, checkpointing
+and logging set the same way for every job, whether run embedded (`streampulse run JOB`) or
+submitted to a cluster.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import string
+import sys
+import sysconfig
+from pathlib import Path
+
+from shared.settings import PROJECT_ROOT, Settings
+
+SQL_DIR = PROJECT_ROOT / "sql" / "flink"
+
+
+def prepare_process_environment(settings: Settings) -> None:
+    """Env vars the PyFlink gateway JVM reads at start: keep its logs out of site-packages and
+    give it a plugins folder with the S3 filesystem next to the wheel's metric reporters."""
+    import pyflink
+
+    from stack import jars
+
+    state = settings.stack.state_path / "flink"
+    log_dir = state / "log"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("FLINK_LOG_DIR", str(log_dir))
+    plugins = state / "plugins"
+    plugins.mkdir(parents=True, exist_ok=True)
+    links = {"metrics-prometheus": Path(pyflink.__file__).parent / "plugins" / "metrics-prometheus"}
+    s3_jars = jars.jars_of("flink-plugin-s3", settings.stack.cache_path)
+    links["s3-fs-hadoop"] = s3_jars[0].parent
+    for name, target in links.items():
+        link = plugins / name
+        if link.is_symlink() and link.resolve() != target.resolve():
+            link.unlink()
+        if not link.exists():
+            link.symlink_to(target, target_is_directory=True)
+    os.environ.setdefault("FLINK_PLUGINS_DIR", str(plugins))
+
+
+def job_config(settings: Settings, job_name: str) -> dict[str, str]:
+    """The Flink configuration every StreamPulse job starts from."""
+    from stack import jars
+
+    site_packages = sysconfig.get_paths()["purelib"]
+    flink = settings.flink
+    config = {
+        "pipeline.name": job_name,
+        "pipeline.jars": ";".join(p.as_uri() for p in jars.jars_of("flink-job", settings.stack.cache_path)),
+        "parallelism.default": str(flink.parallelism),
+        # Python workers must use this venv, not whatever `python` is first on PATH.
+        "python.executable": sys.executable,
+        "python.client.executable": sys.executable,
+        "python.execution-mode": flink.python_execution_mode,
+        "python.pythonpath": f"{PROJECT_ROOT}{os.pathsep}{site_packages}",
+        "execution.checkpointing.interval": f"{int(flink.checkpoint_interval_s * 1000)} ms",
+        "execution.checkpointing.mode": "EXACTLY_ONCE",
+        "state.backend.type": "rocksdb",
+        "execution.checkpointing.dir": (settings.stack.state_path / "flink" / "checkpoints").as_uri(),
+        "table.exec.source.idle-timeout": "5 s",
+    }
+    if settings.minio.access_key and settings.minio.secret_key:
+        config |= {
+            "s3.endpoint": f"http://{settings.minio.endpoint}",
+            "s3.path.style.access": "true",
+            "s3.access-key": settings.minio.access_key.get_secret_value(),
+            "s3.secret-key": settings.minio.secret_key.get_secret_value(),
+        }
+    return config
+
+
+def table_env(settings: Settings, job_name: str, *, streaming: bool = True, extra: dict[str, str] | None = None):
+    from pyflink.table import EnvironmentSettings, TableEnvironment
+
+    prepare_process_environment(settings)
+    mode = EnvironmentSettings.in_streaming_mode() if streaming else EnvironmentSettings.in_batch_mode()
+    t_env = TableEnvironment.create(mode)
+    conf = t_env.get_config()
+    for key, value in (job_config(settings, job_name) | (extra or {})).items():
+        conf.set(key, value)
+    return t_env
+
+
+def sql_statements(name: str, **values: object) -> list[str]:
+    """sql/flink/<name>.sql with ${placeholders} filled, split into statements at `;` line ends."""
+    text = string.Template((SQL_DIR / f"{name}.sql").read_text()).substitute({k: str(v) for k, v in values.items()})
+    text = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("--"))
+    return [stmt.strip() for stmt in re.split(r";\s*$", text, flags=re.MULTILINE) if stmt.strip()]
+
+
+def jdbc_options(settings: Settings, role: str = "writer") -> dict[str, str]:
+    pg = settings.postgres
+    return {
+        "jdbc_url": pg.jdbc_url(),
+        "jdbc_user": getattr(pg, f"{role}_user"),
+        "jdbc_password": getattr(pg, f"{role}_password").get_secret_value(),
+    }

@@ -1,0 +1,216 @@
+"""Typed settings: YAML in config/ plus environment overrides (STREAMPULSE_<SECTION>__<KEY>).
+
+A wrong value fails at load time with the dotted key, the expected form and the value given,
+so that nothing starts half-configured.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG = PROJECT_ROOT / "config" / "streampulse.yaml"
+ENV_PREFIX = "STREAMPULSE_"
+
+Port = Annotated[int, Field(ge=1, le=65535, description="a TCP port number from 1 to 65535")]
+Host = Annotated[str, Field(min_length=1, description="a host name or IP address")]
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing or malformed; the message names the key."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class StackSettings(_Section):
+    state_dir: Path = Field(Path(".state"), description="a folder path (relative to the project root)")
+    cache_dir: Path = Field(Path("~/.cache/streampulse"), description="a folder path outside git")
+    start_timeout_s: Annotated[float, Field(gt=0, description="seconds, a positive number")] = 120
+
+    @property
+    def state_path(self) -> Path:
+        path = self.state_dir.expanduser()
+        return path if path.is_absolute() else PROJECT_ROOT / path
+
+    @property
+    def cache_path(self) -> Path:
+        return self.cache_dir.expanduser().resolve()
+
+
+class KafkaSettings(_Section):
+    host: Host = "127.0.0.1"
+    port: Port = 19092
+    controller_port: Port = 19093
+    heap: Annotated[str, Field(pattern=r"^\d+[mg]$", description="a JVM heap size such as 512m or 1g")] = "768m"
+    default_partitions: Annotated[int, Field(ge=1, description="a whole number ≥ 1")] = 2
+    topics: dict[str, Annotated[int, Field(ge=1)]] = Field(default_factory=dict)
+
+    @property
+    def bootstrap(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+class PostgresSettings(_Section):
+    host: Host = "127.0.0.1"
+    port: Port = 15432
+    database: str = "streampulse"
+    admin_user: str = "streampulse_admin"
+    admin_password: SecretStr | None = None
+    writer_user: str = "streampulse_writer"
+    writer_password: SecretStr | None = None
+    reader_user: str = "streampulse_reader"
+    reader_password: SecretStr | None = None
+
+    def dsn(self, role: Literal["admin", "writer", "reader"], database: str | None = None) -> str:
+        user = getattr(self, f"{role}_user")
+        password = _require_secret(getattr(self, f"{role}_password"), f"postgres.{role}_password")
+        return (
+            f"host={self.host} port={self.port} dbname={database or self.database} "
+            f"user={user} password={password} connect_timeout=5"
+        )
+
+    def jdbc_url(self) -> str:
+        return f"jdbc:postgresql://{self.host}:{self.port}/{self.database}"
+
+
+class RedisSettings(_Section):
+    host: Host = "127.0.0.1"
+    port: Port = 16379
+    password: SecretStr | None = None
+
+
+class MinioSettings(_Section):
+    host: Host = "127.0.0.1"
+    port: Port = 19000
+    console_port: Port = 19001
+    bucket: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$",
+                                 description="an S3 bucket name (3-63 lower-case letters, digits, . or -)")] = (
+        "streampulse-lake"
+    )
+    module_version: str = "latest"
+    access_key: SecretStr | None = None
+    secret_key: SecretStr | None = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+class FlinkSettings(_Section):
+    parallelism: Annotated[int, Field(ge=1, description="a whole number ≥ 1")] = 1
+    checkpoint_interval_s: Annotated[float, Field(gt=0, description="seconds, a positive number")] = 10
+    python_execution_mode: Literal["thread", "process"] = "thread"
+
+
+class Settings(BaseSettings):
+    """Everything StreamPulse reads from config/ and the environment."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid", case_sensitive=False
+    )
+
+    stack: StackSettings = Field(default_factory=StackSettings)
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    postgres: PostgresSettings = Field(default_factory=PostgresSettings)
+    redis: RedisSettings = Field(default_factory=RedisSettings)
+    minio: MinioSettings = Field(default_factory=MinioSettings)
+    flink: FlinkSettings = Field(default_factory=FlinkSettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Precedence: explicit arguments > environment > YAML file (passed as init kwargs by load_settings).
+        return env_settings, init_settings
+
+    @cached_property
+    def credentials_file(self) -> Path:
+        return self.stack.state_path / "credentials.env"
+
+
+def _require_secret(value: SecretStr | None, key: str) -> str:
+    if value is None or not value.get_secret_value():
+        raise ConfigError(
+            f"{key} is not set: run `streampulse stack up` (it generates credentials into the state "
+            f"folder) or export {ENV_PREFIX}{key.upper().replace('.', '__')}"
+        )
+    return value.get_secret_value()
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """KEY=VALUE lines (the credentials file's format); blank lines and # comments skipped."""
+    values: dict[str, str] = {}
+    if path.exists():
+        for line in path.read_text().splitlines():
+            line = line.strip()
+            if line and not line.startswith("#") and "=" in line:
+                key, _, value = line.partition("=")
+                values[key.strip()] = value.strip()
+    return values
+
+
+def config_path() -> Path:
+    return Path(os.environ.get(f"{ENV_PREFIX}CONFIG", DEFAULT_CONFIG)).expanduser()
+
+
+def load_settings(path: Path | None = None, *, with_credentials: bool = True) -> Settings:
+    """Load the YAML file, apply environment overrides and (by default) the generated credentials.
+
+    Credentials from <state_dir>/credentials.env are put into os.environ when not already set, so
+    that every child process (Flink workers, producers, tests) inherits them.
+    """
+    path = path or config_path()
+    try:
+        raw: dict[str, Any] = yaml.safe_load(path.read_text()) or {} if path.exists() else {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections (stack, kafka, ...), got {type(raw).__name__}")
+    settings = _validate(raw, path)
+    if with_credentials:
+        added = {k: v for k, v in read_env_file(settings.credentials_file).items() if k not in os.environ}
+        if added:
+            os.environ.update(added)
+            settings = _validate(raw, path)
+    return settings
+
+
+def _validate(raw: dict[str, Any], path: Path) -> Settings:
+    try:
+        return Settings(**raw)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, path)) from None
+
+
+def _describe(exc: ValidationError, path: Path) -> str:
+    lines = [f"invalid configuration ({path} and {ENV_PREFIX}* environment overrides):"]
+    for err in exc.errors():
+        key = ".".join(str(p) for p in err["loc"])
+        env_name = ENV_PREFIX + "__".join(str(p) for p in err["loc"]).upper()
+        expected = _expected_form(err["loc"]) or err["msg"]
+        got = err.get("input")
+        given = "" if err["type"] == "missing" else f", got {got!r}"
+        lines.append(f"  {key}: expected {expected}{given} ({err['msg']}; env override: {env_name})")
+    return "\n".join(lines)
+
+
+def _expected_form(loc: tuple) -> str | None:
+    """The field's description, found by walking the model along the error's location."""
+    model: Any = Settings
+    field = None
+    for part in loc:
+        fields = getattr(model, "model_fields", None)
+        if not fields or part not in fields:
+            return field.description if field is not None else None
+        field = fields[part]
+        model = field.annotation
+    return field.description if field is not None else None

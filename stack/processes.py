@@ -1,0 +1,112 @@
+"""Processes started by the stack: detached, logged to a file, remembered by pid file.
+
+The pid file holds the pid and the process's start time (from /proc/<pid>/stat); `stop` only
+signals a pid whose start time still matches, so a pid recycled by the OS is never killed.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie (exited, not yet reaped) counts as gone.
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def start_time(pid: int) -> str:
+    """Clock ticks since boot at which the process started (field 22 of /proc/<pid>/stat)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return ""
+
+
+class ManagedProcess:
+    """One long-running server process, tracked by <run_dir>/<name>.pid."""
+
+    def __init__(self, name: str, run_dir: Path, log_file: Path):
+        self.name, self.pid_file, self.log_file = name, run_dir / f"{name}.pid", log_file
+
+    def pid(self) -> int | None:
+        """The recorded pid if that process is alive and is still the one we started."""
+        try:
+            pid_text, started = self.pid_file.read_text().split()
+            pid = int(pid_text)
+        except (OSError, ValueError):
+            return None
+        return pid if pid_alive(pid) and start_time(pid) == started else None
+
+    def start(self, argv: list[str], env: dict[str, str] | None = None, cwd: Path | None = None) -> int:
+        if (pid := self.pid()) is not None:
+            return pid
+        self.pid_file.parent.mkdir(parents=True, exist_ok=True)
+        self.log_file.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log_file, "ab") as log:
+            proc = subprocess.Popen(
+                argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, cwd=cwd,
+                env={**os.environ, **(env or {})}, start_new_session=True,
+            )
+        self.pid_file.write_text(f"{proc.pid} {start_time(proc.pid)}\n")
+        return proc.pid
+
+    def stop(self, timeout: float = 30.0) -> bool:
+        """SIGTERM, then SIGKILL after `timeout`; True if a process of ours was stopped."""
+        pid = self.pid()
+        if pid is None:
+            self.pid_file.unlink(missing_ok=True)
+            return False
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while pid_alive(pid) and time.monotonic() < deadline:
+            _reap(pid)
+            time.sleep(0.1)
+        if pid_alive(pid):
+            os.kill(pid, signal.SIGKILL)
+            while pid_alive(pid):
+                _reap(pid)
+                time.sleep(0.05)
+        self.pid_file.unlink(missing_ok=True)
+        return True
+
+
+def _reap(pid: int) -> None:
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+
+
+def wait_until(check, timeout: float, interval: float = 0.25, what: str = "condition"):
+    """Poll `check()` until it returns a truthy value or raise TimeoutError naming `what`."""
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            result = check()
+            if result:
+                return result
+        except Exception as exc:  # a service still booting raises; keep the last reason
+            last_error = exc
+        time.sleep(interval)
+    raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}" + (f": {last_error}" if last_error else ""))
+
+
+def tail(path: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log yet)"
