@@ -19,7 +19,7 @@ def _stack(args, settings) -> int:
     from stack import manager
 
     if args.action == "up":
-        manager.up(settings)
+        settings = manager.up(settings)  # with the credentials it may just have generated
         return 0 if manager.status(settings) else 1
     if args.action == "down":
         manager.down(settings)

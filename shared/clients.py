@@ -41,11 +41,11 @@ def redis(settings: Settings, *, password: str | None | Literal[False] = None):
                              socket_connect_timeout=5, decode_responses=True)
     try:
         client.ping()
-    except redis_lib.ConnectionError as exc:
-        raise ServiceUnavailable("Redis", f"{rs.host}:{rs.port}", exc) from exc
-    except redis_lib.AuthenticationError:
+    except redis_lib.AuthenticationError:  # a subclass of ConnectionError: the server did answer
         if password is not False:
             raise
+    except redis_lib.ConnectionError as exc:
+        raise ServiceUnavailable("Redis", f"{rs.host}:{rs.port}", exc) from exc
     return client
 
 
