@@ -30,7 +30,7 @@ stack-status:
 	$(SP) stack status
 
 demo: stack-up
-	$(BIN)/python -m jobs.demo
+	$(SP) demo
 
 test: stack-up
 	$(BIN)/pytest

@@ -53,6 +53,12 @@ def _run(args, settings) -> int:
     return module.main(args.job_args) or 0
 
 
+def _demo(args, settings) -> int:
+    from stack import demo
+
+    return demo.run(settings, events=args.events, seed=args.seed)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="streampulse",
@@ -89,6 +95,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("job", choices=sorted(p.stem for p in (Path(__file__).parent.parent / "jobs").glob("[a-z]*.py")))
     run.add_argument("job_args", nargs=argparse.REMAINDER, help="passed to the job (see `streampulse run JOB --help`)")
     run.set_defaults(handler=_run)
+
+    demo = sub.add_parser("demo", help="run the main job on the local stack and print its results")
+    demo.add_argument("--events", type=int, default=2000)
+    demo.add_argument("--seed", type=int, default=42)
+    demo.set_defaults(handler=_demo)
     return parser
 
 
@@ -98,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if not args.verbose:
         logging.getLogger("kafka").setLevel(logging.WARNING)  # kafka-python logs every connection at INFO
+        logging.getLogger("apache_beam").setLevel(logging.WARNING)  # PyFlink's Beam import chatter
     if args.config:
         os.environ[f"{ENV_PREFIX}CONFIG"] = str(args.config.resolve())
     try:

@@ -30,7 +30,7 @@ def postgres(settings: Settings, role: Literal["admin", "writer", "reader"] = "w
         raise ServiceUnavailable("PostgreSQL", f"{pg.host}:{pg.port}", str(exc).strip()) from exc
 
 
-def redis(settings: Settings, *, password: str | None | Literal[False] = None):
+def redis(settings: Settings, *, password: str | Literal[False] | None = None):
     """A checked Redis client; password=False connects without one (to prove it is refused)."""
     import redis as redis_lib
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from shared import clients
 from shared.settings import PROJECT_ROOT, Settings, load_settings, read_env_file
-from stack.services import Kafka, Minio, Postgres, Redis, Service, StackError, new_secret
+from stack.services import Kafka, Minio, Postgres, Redis, Service, new_secret
 
 MIGRATIONS = PROJECT_ROOT / "sql" / "migrations"
 
@@ -81,7 +81,8 @@ def migrate(settings: Settings) -> list[str]:
         for role in ("writer", "reader"):
             user = getattr(pg, f"{role}_user")
             password = getattr(pg, f"{role}_password").get_secret_value()
-            verb = "ALTER" if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (user,)).fetchone() else "CREATE"
+            exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (user,)).fetchone()
+            verb = "ALTER" if exists else "CREATE"
             # Identifiers and the password cannot be bound parameters in role DDL; both are project-made.
             conn.execute(f"{verb} ROLE \"{user}\" LOGIN PASSWORD '{password}'")
     applied = []

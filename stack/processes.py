@@ -6,6 +6,7 @@ signals a pid whose start time still matches, so a pid recycled by the OS is nev
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -84,10 +85,8 @@ class ManagedProcess:
 
 
 def _reap(pid: int) -> None:
-    try:
+    with contextlib.suppress(ChildProcessError):  # not our child: nothing to reap
         os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
 
 
 def wait_until(check, timeout: float, interval: float = 0.25, what: str = "condition"):

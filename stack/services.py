@@ -49,6 +49,7 @@ class Service(ABC):
     @abstractmethod
     def address(self) -> str: ...
 
+    @abstractmethod
     def install(self) -> None:
         """Make the binaries available (idempotent)."""
 
@@ -160,7 +161,8 @@ class Kafka(Service):
             [*java, "kafka.tools.StorageTool", "format", "-t", cluster_id_file.read_text().strip(), "-c",
              str(config), "--ignore-formatted"], capture_output=True, text=True)
         if result.returncode != 0:
-            raise StackError(f"formatting Kafka storage in {self.home / 'data'} failed:\n{result.stdout}{result.stderr}")
+            raise StackError(f"formatting Kafka storage in {self.home / 'data'} failed:\n"
+                             f"{result.stdout}{result.stderr}")
         heap = self.settings.kafka.heap
         proc.start([
             "java", f"-Xmx{heap}", "-Xms128m", "-XX:+UseG1GC", "-Djava.awt.headless=true",
