@@ -1,0 +1,321 @@
+"""The producer runtime every source uses: validate → Avro → `social.posts`, rejects → the dead-letter topic.
+
+A source is an iterable of `SourceItem`s (a raw payload plus the cursor to resume after it).
+`run_source` drives one through a `PostProducer`:
+
+- kafka-python with acks=all and idempotence, lz4 compression, batching (linger), key = uid;
+- bounded memory in flight: `submit` blocks while more than `max_in_flight_bytes` of records are
+  unacknowledged (kafka-python 3 has no buffer_memory bound of its own), so a slow broker slows
+  the source down instead of growing a queue;
+- rejects go to `social.posts.dlq` as a JSON envelope with the reason, the detail and the raw
+  payload (base64 when it is not UTF-8), and a counter moves;
+- a cursor store: every `checkpoint_every_s` the producer flushes (everything before the cursor is
+  acknowledged) and then writes the cursor atomically, so a restarted producer resumes after the
+  last acknowledged item — at-least-once with a window of at most one checkpoint interval,
+  and duplicates by uid are harmless downstream (jobs count distinct uids);
+- SIGTERM/SIGINT stop the source loop, flush, save the cursor and close;
+- Prometheus metrics on an HTTP port.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import logging
+import os
+import signal
+import threading
+import time
+from collections import Counter as CountBy
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+from shared.post import InvalidPost, RejectReason, SocialPost, encode, now_ms, parse_post
+from shared.settings import Settings
+
+log = logging.getLogger(__name__)
+
+POSTS_TOPIC = "social.posts"
+DLQ_TOPIC = "social.posts.dlq"
+DELETES_TOPIC = "social.deletes"
+LATENCY_SAMPLE_EVERY = 64  # timing every send costs more than the send; one in 64 is plenty for a histogram
+
+
+@dataclass(slots=True)
+class SourceItem:
+    """What a source yields: a raw post (JSON bytes/str or a mapping) and the cursor that follows it."""
+
+    payload: bytes | str | Mapping[str, Any]
+    cursor: Any = None
+    uid_hint: str | None = None  # for the DLQ key when the payload cannot be parsed
+
+
+class CursorStore:
+    """One JSON file per producer under the state folder, replaced atomically (write, fsync, rename)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    @classmethod
+    def for_source(cls, settings: Settings, name: str) -> CursorStore:
+        return cls(settings.stack.state_path / "cursors" / f"{name}.json")
+
+    def load(self) -> Any:
+        try:
+            return json.loads(self.path.read_text())["cursor"]
+        except FileNotFoundError:
+            return None
+        except (ValueError, KeyError) as exc:
+            raise ValueError(f"cursor file {self.path} is unreadable ({exc}); delete it to start over") from exc
+
+    def save(self, cursor: Any) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        with tmp.open("w") as out:
+            json.dump({"cursor": cursor, "saved_at_ms": now_ms()}, out)
+            out.flush()
+            os.fsync(out.fileno())
+        tmp.replace(self.path)
+
+    def clear(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+class ProducerMetrics:
+    """The producer's Prometheus series. A private registry per producer keeps tests independent."""
+
+    def __init__(self, registry: CollectorRegistry | None = None):
+        self.registry = registry or CollectorRegistry()
+        kw = {"registry": self.registry, "namespace": "streampulse"}
+        self.produced = Counter("posts_produced", "Posts acknowledged by Kafka", ["source"], **kw)
+        self.rejected = Counter("posts_rejected", "Posts sent to the dead-letter topic", ["source", "reason"], **kw)
+        self.errors = Counter("produce_errors", "Records Kafka did not acknowledge", ["source", "topic"], **kw)
+        self.latency = Histogram("send_latency_seconds", "Time from send to acknowledgement (sampled)", ["source"],
+                                 buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10), **kw)
+        self.lag = Gauge("source_lag_seconds", "now − created_at of the last post sent", ["source"], **kw)
+
+    def serve(self, port: int, addr: str = "127.0.0.1") -> None:
+        start_http_server(port, addr=addr, registry=self.registry)
+        log.info("metrics on http://%s:%d/metrics", addr, port)
+
+
+@dataclass
+class ProduceSummary:
+    sent: int = 0
+    rejected: CountBy = field(default_factory=CountBy)
+    errors: int = 0
+    elapsed_s: float = 0.0
+    cursor: Any = None
+
+    @property
+    def rejected_total(self) -> int:
+        return sum(self.rejected.values())
+
+    def line(self) -> str:
+        rate = self.sent / self.elapsed_s if self.elapsed_s else 0.0
+        reasons = ", ".join(f"{k} {v}" for k, v in sorted(self.rejected.items())) or "none"
+        return (f"sent {self.sent:,}, rejected {self.rejected_total:,} ({reasons}), errors {self.errors:,}, "
+                f"{self.elapsed_s:.1f} s, {rate:,.0f} posts/s")
+
+
+class MissingTopic(RuntimeError):
+    pass
+
+
+class PostProducer:
+    """Validates and publishes posts; thread-safe accounting, one instance per source process."""
+
+    def __init__(self, settings: Settings, source: str, *, topic: str = POSTS_TOPIC, dlq_topic: str = DLQ_TOPIC,
+                 metrics: ProducerMetrics | None = None, max_in_flight_bytes: int = 32 * 1024 * 1024,
+                 linger_ms: int = 20, batch_size: int = 256 * 1024, now: Callable[[], int] = now_ms):
+        from kafka import KafkaProducer
+        from kafka.errors import KafkaTimeoutError
+
+        from shared.clients import ServiceUnavailable
+
+        self.source, self.topic, self.dlq_topic = source, topic, dlq_topic
+        self.metrics = metrics or ProducerMetrics()
+        self.summary = ProduceSummary()
+        self._now = now
+        self._buffer = io.BytesIO()
+        self._max_in_flight = max_in_flight_bytes
+        self._in_flight = 0
+        self._in_flight_cv = threading.Condition()
+        self._sends = 0
+        self._produced = self.metrics.produced.labels(source)
+        self._lag = self.metrics.lag.labels(source)
+        self._latency = self.metrics.latency.labels(source)
+        try:
+            self._kafka = KafkaProducer(
+                bootstrap_servers=settings.kafka.bootstrap, client_id=f"streampulse-producer-{source}",
+                acks="all", enable_idempotence=True, compression_type="lz4", linger_ms=linger_ms,
+                batch_size=batch_size, max_in_flight_requests_per_connection=5, delivery_timeout_ms=120_000,
+                bootstrap_timeout_ms=10_000, max_block_ms=15_000, metrics_enabled=False,
+            )
+        except KafkaTimeoutError as exc:
+            raise ServiceUnavailable("Kafka", settings.kafka.bootstrap, "no broker answered") from exc
+        for name in (topic, dlq_topic):
+            try:
+                self._kafka.partitions_for(name)
+            except KafkaTimeoutError:
+                self._kafka.close(timeout=1)
+                raise MissingTopic(f"Kafka topic {name!r} does not exist on {settings.kafka.bootstrap}: "
+                                   "`streampulse stack up` creates the standard topics") from None
+
+    # -- publishing -------------------------------------------------------------------------------------
+
+    def submit(self, payload: bytes | str | Mapping[str, Any], *, uid_hint: str | None = None) -> SocialPost | None:
+        """Validate one raw post and send it, or send it to the DLQ with the reason. Returns the post or None."""
+        try:
+            post = parse_post(payload, now=self._now())
+        except InvalidPost as exc:
+            self.reject(payload, exc.reason, exc.detail, uid_hint=uid_hint)
+            return None
+        self.send(post)
+        return post
+
+    def send(self, post: SocialPost) -> None:
+        value = encode(post, self._buffer)
+        self._send(self.topic, post.uid.encode(), value, post)
+        self._lag.set(max(0.0, (self._now() - post.created_at) / 1000))
+
+    def reject(self, payload: Any, reason: RejectReason | str, detail: str, *, uid_hint: str | None = None) -> None:
+        reason = str(reason)
+        envelope = {"reason": reason, "detail": detail, "source": self.source, "rejected_at": self._now(),
+                    **_raw_field(payload)}
+        self._send(self.dlq_topic, uid_hint.encode() if uid_hint else None,
+                   json.dumps(envelope, ensure_ascii=False).encode(), None, headers=[("reason", reason.encode())])
+        self.summary.rejected[reason] += 1
+        self.metrics.rejected.labels(self.source, reason).inc()
+
+    def send_raw(self, topic: str, key: bytes | None, value: bytes) -> None:
+        """Other records a source owns (e.g. deletes to social.deletes), with the same accounting."""
+        self._send(topic, key, value, None)
+
+    def _send(self, topic: str, key: bytes | None, value: bytes, post: SocialPost | None, headers=None) -> None:
+        size = len(value) + (len(key) if key else 0)
+        with self._in_flight_cv:
+            while self._in_flight + size > self._max_in_flight and self._in_flight:
+                self._in_flight_cv.wait()  # back-pressure: callbacks release space as Kafka acknowledges
+            self._in_flight += size
+        self._sends += 1
+        started = time.perf_counter() if self._sends % LATENCY_SAMPLE_EVERY == 0 else None
+        future = self._kafka.send(topic, key=key, value=value, headers=headers)
+        future.add_both(self._acknowledged, size, topic, post is not None, started)
+
+    def _acknowledged(self, size: int, topic: str, is_post: bool, started: float | None, result) -> None:
+        # Runs on kafka-python's sender thread, for successes and failures alike.
+        with self._in_flight_cv:
+            self._in_flight -= size
+            self._in_flight_cv.notify_all()
+        if isinstance(result, BaseException):
+            self.summary.errors += 1
+            self.metrics.errors.labels(self.source, topic).inc()
+            log.error("Kafka did not acknowledge a record for %s: %s", topic, result)
+            return
+        if is_post:
+            self.summary.sent += 1
+            self._produced.inc()
+        if started is not None:
+            self._latency.observe(time.perf_counter() - started)
+
+    def flush(self, timeout_s: float | None = None) -> None:
+        self._kafka.flush(timeout=timeout_s)
+
+    def close(self) -> None:
+        self._kafka.flush()
+        self._kafka.close()
+
+
+def _raw_field(payload: Any) -> dict[str, str]:
+    if isinstance(payload, Mapping):
+        return {"raw": json.dumps(payload, ensure_ascii=False, default=str), "raw_encoding": "json"}
+    if isinstance(payload, str):
+        try:
+            payload.encode("utf-8")
+            return {"raw": payload, "raw_encoding": "utf-8"}
+        except UnicodeEncodeError:
+            payload = payload.encode("utf-8", "surrogatepass")
+    try:
+        return {"raw": bytes(payload).decode("utf-8"), "raw_encoding": "utf-8"}
+    except UnicodeDecodeError:
+        return {"raw": base64.b64encode(bytes(payload)).decode(), "raw_encoding": "base64"}
+
+
+class StopFlag:
+    """Set by SIGTERM/SIGINT so that the source loop ends between items, then flushes and saves."""
+
+    def __init__(self):
+        self.stopping = False
+        self._previous: dict[int, Any] = {}
+
+    def install(self) -> StopFlag:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, _frame) -> None:
+        if self.stopping:  # a second signal: the user means it
+            raise KeyboardInterrupt
+        log.warning("%s received: flushing and saving the cursor", signal.Signals(signum).name)
+        self.stopping = True
+
+    def restore(self) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+class EventTimePacer:
+    """Releases items at `speed`× real time by their event time; speed 0 means as fast as possible."""
+
+    def __init__(self, speed: float, clock: Callable[[], float] = time.monotonic, sleep=time.sleep):
+        self.speed, self._clock, self._sleep = speed, clock, sleep
+        self._origin: tuple[float, int] | None = None
+
+    def wait(self, event_ms: int, stop: StopFlag | None = None) -> None:
+        if self.speed <= 0:
+            return
+        if self._origin is None:
+            self._origin = (self._clock(), event_ms)
+            return
+        due = self._origin[0] + (event_ms - self._origin[1]) / 1000 / self.speed
+        while (delay := due - self._clock()) > 0 and not (stop and stop.stopping):
+            self._sleep(min(delay, 0.5))
+
+
+def run_source(producer: PostProducer, items: Iterable[SourceItem], *, cursor_store: CursorStore | None = None,
+               checkpoint_every_s: float = 5.0, pacer: EventTimePacer | None = None,
+               event_time: Callable[[SourceItem], int | None] | None = None, progress=None,
+               stop: StopFlag | None = None) -> ProduceSummary:
+    """Drive a source to its end (or to a stop signal), checkpointing the cursor after acknowledged flushes."""
+    stop = stop or StopFlag()
+    started = last_checkpoint = time.monotonic()
+    cursor = None
+    try:
+        for item in items:
+            if pacer and event_time and (ms := event_time(item)) is not None:
+                pacer.wait(ms, stop)
+            if stop.stopping:
+                break
+            producer.submit(item.payload, uid_hint=item.uid_hint)
+            cursor = item.cursor if item.cursor is not None else cursor
+            if progress is not None:
+                progress.update(1)
+            if cursor_store and time.monotonic() - last_checkpoint >= checkpoint_every_s:
+                producer.flush()  # everything up to `cursor` is now acknowledged...
+                if not producer.summary.errors:  # ...unless Kafka refused some: then keep the older cursor
+                    cursor_store.save(cursor)
+                last_checkpoint = time.monotonic()
+    finally:
+        producer.flush()
+        if cursor_store and cursor is not None and not producer.summary.errors:
+            cursor_store.save(cursor)
+        producer.summary.elapsed_s = time.monotonic() - started
+        producer.summary.cursor = cursor
+    return producer.summary

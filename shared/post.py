@@ -1,0 +1,250 @@
+"""The canonical SocialPost: the one record every source produces and every job reads.
+
+`parse_post` is the single door into the stream: it takes what a source gives (a JSON line, raw
+bytes, a mapping) and returns a validated `SocialPost`, or raises `InvalidPost` with a reason
+from `RejectReason`, which the producer runtime sends to the dead-letter topic with the raw payload.
+`encode`/`decode` are the wire form on `social.posts`: schemaless Avro binary of
+shared/social_post.avsc, which Flink's `avro` format reads directly.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import fastavro
+
+SCHEMA_PATH = Path(__file__).with_name("social_post.avsc")
+SCHEMA = fastavro.parse_schema(json.loads(SCHEMA_PATH.read_text()))
+
+
+def _without_logical_types(schema: dict[str, Any]) -> dict[str, Any]:
+    # The binary encoding of a timestamp-millis is a plain long; skipping fastavro's logical-type
+    # conversion halves the cost of encode/decode on the hot path. Bytes are identical (a unit test checks).
+    fields = [{**f, "type": "long"} if isinstance(f["type"], dict) and "logicalType" in f["type"] else f
+              for f in schema["fields"]]
+    return fastavro.parse_schema({**schema, "fields": fields})
+
+
+_WIRE_SCHEMA = _without_logical_types(json.loads(SCHEMA_PATH.read_text()))
+SCHEMA_VERSION = 1
+
+SOURCES = frozenset({"bluesky", "reddit", "mastodon", "synthetic"})
+MAX_TEXT_CHARS = 40_000  # Reddit's self-post limit, the longest of our sources
+MAX_ID_CHARS = 512
+MAX_LIST_ITEMS = 256
+MIN_CREATED_AT_MS = int(datetime(2005, 1, 1, tzinfo=UTC).timestamp() * 1000)  # before any of our sources existed
+MAX_CLOCK_SKEW_MS = 10 * 60 * 1000  # a post "from the future" beyond this is a broken clock or a bad field
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MS = timedelta(milliseconds=1)
+
+
+class RejectReason(StrEnum):
+    INVALID_UTF8 = "invalid_utf8"
+    INVALID_JSON = "invalid_json"
+    NOT_AN_OBJECT = "not_an_object"
+    MISSING_FIELD = "missing_field"
+    INVALID_FIELD = "invalid_field"
+    TEXT_TOO_LONG = "text_too_long"
+    TIMESTAMP_OUT_OF_RANGE = "timestamp_out_of_range"
+
+
+class InvalidPost(ValueError):
+    """Input that cannot become a SocialPost; `reason` is a RejectReason, `detail` says what was wrong."""
+
+    def __init__(self, reason: RejectReason, detail: str):
+        super().__init__(f"{reason.value}: {detail}")
+        self.reason, self.detail = reason, detail
+
+
+@dataclass(slots=True, frozen=True)
+class SocialPost:
+    uid: str
+    source: str
+    author_id: str
+    text: str
+    created_at: int  # epoch millis, UTC: event time
+    ingested_at: int  # epoch millis, UTC
+    langs: tuple[str, ...] = ()
+    hashtags: tuple[str, ...] = ()
+    mentions: tuple[str, ...] = ()
+    links: tuple[str, ...] = ()
+    reply_parent: str | None = None
+    reply_root: str | None = None
+    community: str = ""
+    schema_version: int = SCHEMA_VERSION
+    extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)  # never serialised
+
+    def to_record(self) -> dict[str, Any]:
+        """The Avro record (and the JSON form of replay files)."""
+        # Written out rather than dataclasses.asdict, which deep-copies and costs ~4x more per post.
+        return {
+            "uid": self.uid, "source": self.source, "author_id": self.author_id, "text": self.text,
+            "langs": list(self.langs), "created_at": self.created_at, "ingested_at": self.ingested_at,
+            "hashtags": list(self.hashtags), "mentions": list(self.mentions), "links": list(self.links),
+            "reply_parent": self.reply_parent, "reply_root": self.reply_root, "community": self.community,
+            "schema_version": self.schema_version,
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_record(), ensure_ascii=False, separators=(",", ":"))
+
+
+def encode(post: SocialPost, buffer: io.BytesIO | None = None) -> bytes:
+    """Schemaless Avro binary of `post` (what Flink's `avro` format reads)."""
+    buffer = buffer or io.BytesIO()
+    buffer.seek(0)
+    buffer.truncate()
+    fastavro.schemaless_writer(buffer, _WIRE_SCHEMA, post.to_record())
+    return buffer.getvalue()
+
+
+def decode(payload: bytes) -> SocialPost:
+    record = fastavro.schemaless_reader(io.BytesIO(payload), _WIRE_SCHEMA)
+    for name in ("langs", "hashtags", "mentions", "links"):
+        record[name] = tuple(record[name])
+    return SocialPost(**record)
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def parse_post(raw: bytes | str | Mapping[str, Any], *, ingested_at: int | None = None,
+               now: int | None = None) -> SocialPost:
+    """Validate one post from a JSON document (bytes or str) or an already-parsed mapping.
+
+    `ingested_at` defaults to the record's own value, else now. `now` (epoch millis) bounds
+    `created_at` from above: tests pass it to stay deterministic.
+    """
+    if isinstance(raw, bytes | bytearray | memoryview):
+        try:
+            raw = bytes(raw).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InvalidPost(RejectReason.INVALID_UTF8, f"payload is not UTF-8 at byte {exc.start}") from None
+    if isinstance(raw, str):
+        try:
+            raw = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise InvalidPost(RejectReason.INVALID_JSON, f"{exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    if not isinstance(raw, Mapping):
+        raise InvalidPost(RejectReason.NOT_AN_OBJECT, f"expected a JSON object, got {type(raw).__name__}")
+
+    now = now_ms() if now is None else now
+    source = _text_field(raw, "source", MAX_ID_CHARS)
+    if source not in SOURCES:
+        raise InvalidPost(RejectReason.INVALID_FIELD, f"source {source!r} is not one of {sorted(SOURCES)}")
+    text = _text_field(raw, "text", None, allow_empty=True)
+    if len(text) > MAX_TEXT_CHARS:
+        raise InvalidPost(RejectReason.TEXT_TOO_LONG, f"text has {len(text)} characters, the limit is {MAX_TEXT_CHARS}")
+    if "\x00" in text:
+        raise InvalidPost(RejectReason.INVALID_FIELD, "text contains a NUL character")
+    created_at = timestamp_field(raw, "created_at")
+    if not MIN_CREATED_AT_MS <= created_at <= now + MAX_CLOCK_SKEW_MS:
+        raise InvalidPost(RejectReason.TIMESTAMP_OUT_OF_RANGE,
+                          f"created_at {_iso(created_at)} is outside 2005-01-01 .. now + 10 minutes ({_iso(now)})")
+    ingested = ingested_at if ingested_at is not None else (
+        timestamp_field(raw, "ingested_at") if raw.get("ingested_at") is not None else now)
+    version = raw.get("schema_version", SCHEMA_VERSION)
+    if version != SCHEMA_VERSION:
+        raise InvalidPost(RejectReason.INVALID_FIELD, f"schema_version {version!r} is not {SCHEMA_VERSION}")
+    return SocialPost(
+        uid=_text_field(raw, "uid", MAX_ID_CHARS),
+        source=source,
+        author_id=_text_field(raw, "author_id", MAX_ID_CHARS),
+        text=text,
+        created_at=created_at,
+        ingested_at=ingested,
+        langs=_list_field(raw, "langs"),
+        hashtags=tuple(tag.lstrip("#") for tag in _list_field(raw, "hashtags")),
+        mentions=_list_field(raw, "mentions"),
+        links=_list_field(raw, "links"),
+        reply_parent=_optional_text_field(raw, "reply_parent"),
+        reply_root=_optional_text_field(raw, "reply_root"),
+        community=_optional_text_field(raw, "community") or "",
+    )
+
+
+def _check_utf8(value: str, name: str) -> str:
+    # A str can still hold lone surrogates (JSON "\ud800"): they have no UTF-8 form.
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise InvalidPost(RejectReason.INVALID_UTF8,
+                              f"{name} has a character with no UTF-8 form at index {exc.start}") from None
+    return value
+
+
+def _text_field(raw: Mapping[str, Any], name: str, limit: int | None, *, allow_empty: bool = False) -> str:
+    value = raw.get(name)
+    if value is None:
+        raise InvalidPost(RejectReason.MISSING_FIELD, f"{name} is required")
+    if not isinstance(value, str):
+        raise InvalidPost(RejectReason.INVALID_FIELD, f"{name} must be a string, got {type(value).__name__}")
+    if not value and not allow_empty:
+        raise InvalidPost(RejectReason.MISSING_FIELD, f"{name} is empty")
+    if limit is not None and len(value) > limit:
+        raise InvalidPost(RejectReason.INVALID_FIELD, f"{name} has {len(value)} characters, the limit is {limit}")
+    return _check_utf8(value, name)
+
+
+def _optional_text_field(raw: Mapping[str, Any], name: str) -> str | None:
+    return _text_field(raw, name, MAX_ID_CHARS, allow_empty=True) if raw.get(name) is not None else None
+
+
+def _list_field(raw: Mapping[str, Any], name: str) -> tuple[str, ...]:
+    value = raw.get(name)
+    if value is None:
+        return ()
+    if not isinstance(value, list | tuple):
+        raise InvalidPost(RejectReason.INVALID_FIELD, f"{name} must be a list of strings")
+    if len(value) > MAX_LIST_ITEMS:
+        raise InvalidPost(RejectReason.INVALID_FIELD, f"{name} has {len(value)} items, the limit is {MAX_LIST_ITEMS}")
+    for item in value:
+        if not isinstance(item, str) or not item:
+            raise InvalidPost(RejectReason.INVALID_FIELD, f"{name} must hold non-empty strings, got {item!r}")
+        _check_utf8(item, name)
+    return tuple(value)
+
+
+def timestamp_field(raw: Mapping[str, Any], name: str) -> int:
+    """Epoch millis from an integer, or from an ISO-8601 string (as Bluesky and Mastodon send)."""
+    value = raw.get(name)
+    if value is None:
+        raise InvalidPost(RejectReason.MISSING_FIELD, f"{name} is required")
+    if isinstance(value, bool):
+        raise InvalidPost(RejectReason.INVALID_FIELD, f"{name} must be epoch millis or ISO-8601, got a boolean")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, datetime):  # as fastavro reads timestamp-millis from container files
+        if value.tzinfo is None:
+            raise InvalidPost(RejectReason.INVALID_FIELD, f"{name} {value.isoformat()} has no time zone")
+        return (value - _EPOCH) // _MS
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            raise InvalidPost(RejectReason.INVALID_FIELD, f"{name} {value!r} is not an ISO-8601 timestamp") from None
+        if parsed.tzinfo is None:
+            raise InvalidPost(RejectReason.INVALID_FIELD, f"{name} {value!r} has no time zone")
+        return (parsed - _EPOCH) // _MS
+    raise InvalidPost(RejectReason.INVALID_FIELD,
+                      f"{name} must be epoch millis or ISO-8601, got {type(value).__name__}")
+
+
+def _iso(millis: int) -> str:
+    try:
+        return (_EPOCH + millis * _MS).isoformat(timespec="milliseconds")
+    except OverflowError:
+        return f"{millis} ms"
