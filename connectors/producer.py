@@ -145,6 +145,7 @@ class PostProducer:
         self._buffer = io.BytesIO()
         self._max_in_flight = max_in_flight_bytes
         self._in_flight = 0
+        self.peak_in_flight_bytes = 0
         self._in_flight_cv = threading.Condition()
         self._sends = 0
         self._produced = self.metrics.produced.labels(source)
@@ -203,6 +204,7 @@ class PostProducer:
             while self._in_flight + size > self._max_in_flight and self._in_flight:
                 self._in_flight_cv.wait()  # back-pressure: callbacks release space as Kafka acknowledges
             self._in_flight += size
+            self.peak_in_flight_bytes = max(self.peak_in_flight_bytes, self._in_flight)
         self._sends += 1
         started = time.perf_counter() if self._sends % LATENCY_SAMPLE_EVERY == 0 else None
         future = self._kafka.send(topic, key=key, value=value, headers=headers)

@@ -96,6 +96,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("job_args", nargs=argparse.REMAINDER, help="passed to the job (see `streampulse run JOB --help`)")
     run.set_defaults(handler=_run)
 
+    from connectors import cli as produce_cli
+
+    produce_cli.add_parser(sub)
+
     demo = sub.add_parser("demo", help="run the main job on the local stack and print its results")
     demo.add_argument("--events", type=int, default=2000)
     demo.add_argument("--seed", type=int, default=42)

@@ -32,3 +32,39 @@ def kafka_topic(settings):
     yield name
     admin.delete_topics([name])
     admin.close()
+
+
+@pytest.fixture
+def dlq_topic(settings):
+    """A second fresh topic, for a test's dead letters."""
+    from kafka.admin import NewTopic
+
+    name = f"test.dlq.{uuid.uuid4().hex[:12]}"
+    admin = clients.kafka_admin(settings)
+    admin.create_topics([NewTopic(name, 1, 1)])
+    yield name
+    admin.delete_topics([name])
+    admin.close()
+
+
+def read_topic(settings, topic: str, *, isolation: str = "read_committed", timeout_s: float = 60) -> list:
+    """Every record of `topic` up to its end offsets at call time (the committed end for read_committed)."""
+    import time
+
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=settings.kafka.bootstrap, isolation_level=isolation,
+                             enable_auto_commit=False, group_id=None, consumer_timeout_ms=1000)
+    try:
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        end = consumer.end_offsets(partitions)
+        records, deadline = [], time.monotonic() + timeout_s
+        while any(consumer.position(tp) < end[tp] for tp in partitions):
+            assert time.monotonic() < deadline, f"could not read {topic} to its end within {timeout_s} s"
+            for batch in consumer.poll(timeout_ms=500).values():
+                records.extend(batch)
+        return records
+    finally:
+        consumer.close()
