@@ -14,8 +14,17 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from connectors.producer import (DLQ_TOPIC, POSTS_TOPIC, CursorStore, EventTimePacer, PostProducer,
-                                 ProducerMetrics, SourceItem, StopFlag, run_source)
+from connectors.producer import (
+    DLQ_TOPIC,
+    POSTS_TOPIC,
+    CursorStore,
+    EventTimePacer,
+    PostProducer,
+    ProducerMetrics,
+    SourceItem,
+    StopFlag,
+    run_source,
+)
 from shared.settings import Settings
 
 log = logging.getLogger("streampulse.produce")
@@ -50,6 +59,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     shape = synthetic.add_argument_group("ground truth and faults")
     shape.add_argument("--burst", action="append", default=[], metavar="KEYWORD:START_S:LENGTH_S:INTENSITY[:RAMP_S]",
                        help="a scheduled burst of a keyword (repeatable), intensity = multiple of its baseline")
+    shape.add_argument("--volume-event", action="append", default=[], metavar="SERIES:START_S:LENGTH_S:MULTIPLIER",
+                       help="scale one series (lang:es, community:synthetic-b) for a while; 0 = outage (repeatable)")
     shape.add_argument("--malformed", type=float, default=0.0, help="fraction of malformed events (exact count)")
     shape.add_argument("--duplicate", type=float, default=0.0, help="fraction of re-sent posts (exact count)")
     shape.add_argument("--out-of-order", type=float, default=0.0, help="fraction of posts delayed within 20 s")
@@ -81,7 +92,8 @@ def _synthetic(args, settings: Settings) -> int:
     try:
         config = synthetic.SyntheticConfig(
             seed=args.seed, start_ms=start_ms, duration_s=duration, count=args.count, rate=args.rate,
-            bursts=[synthetic.Burst.parse(spec) for spec in args.burst], malformed=args.malformed,
+            bursts=[synthetic.Burst.parse(spec) for spec in args.burst],
+            volume_events=[synthetic.VolumeEvent.parse(spec) for spec in args.volume_event], malformed=args.malformed,
             duplicate=args.duplicate, out_of_order=args.out_of_order, late=args.late)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -161,14 +173,13 @@ def _publish(args, settings, source, items, cursor_store, total, event_time) -> 
 
 def _write_file(config, path: Path) -> int:
     from connectors import replay, synthetic
-    from shared.post import InvalidPost, parse_post
+    from shared.post import parse_post
 
     def posts():
         for event in synthetic.generate(config):
-            try:
-                yield parse_post(event.payload, now=config.start_ms + 10**12)
-            except InvalidPost:
-                continue  # files hold valid posts; malformed events only exist on the way into Kafka
+            if event.expected_reject or event.is_duplicate:
+                continue  # files hold each valid post once; faults are injected on the way into Kafka
+            yield parse_post(event.payload, now=event.payload["created_at"], ingested_at=event.payload["created_at"])
 
     writer = replay.write_avro if path.suffix == ".avro" else replay.write_jsonl
     count = writer(posts(), path)

@@ -11,6 +11,7 @@ import sys
 import time
 import urllib.request
 import uuid
+from collections import Counter
 
 from connectors.producer import CursorStore, PostProducer, ProducerMetrics
 from shared.post import decode, now_ms
@@ -116,3 +117,19 @@ def test_memory_in_flight_stays_bounded_and_metrics_are_served(settings, kafka_t
     assert 'streampulse_posts_rejected_total{reason="invalid_json",source="synthetic"} 1.0' in body
     lag = [line for line in body.splitlines() if line.startswith("streampulse_source_lag_seconds{")]
     assert lag and float(lag[0].split()[-1]) > 3000  # the posts are about an hour old
+
+
+def test_100k_synthetic_posts_with_1_percent_malformed_land_exactly(settings, kafka_topic, dlq_topic):
+    proc = streampulse("produce", "synthetic", "--count", "100000", "--rate", "500", "--seed", "20261124",
+                       "--malformed", "0.01", "--topic", kafka_topic, "--dlq-topic", dlq_topic, "--no-resume",
+                       "--no-progress", "--cursor-name", f"test-{uuid.uuid4().hex[:8]}")
+    _, stderr = proc.communicate(timeout=600)
+    assert proc.returncode == 0, stderr[-2000:]
+
+    uids = Counter(r.key for r in read_topic(settings, kafka_topic, timeout_s=300))
+    assert len(uids) == 99_000 and max(uids.values()) == 1  # none lost, none doubled
+    letters = read_topic(settings, dlq_topic, timeout_s=120)
+    assert len(letters) == 1_000
+    assert len({r.key for r in letters}) == 1_000 and not set(uids) & {r.key for r in letters}
+    reasons = Counter(json.loads(r.value)["reason"] for r in letters)
+    assert sum(reasons.values()) == 1_000 and len(reasons) == 6
