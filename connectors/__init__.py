@@ -1,0 +1,1 @@
+"""Sources: producer processes that turn social posts into SocialPost records on Kafka."""
