@@ -15,6 +15,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from shared.trends import TrendingSettings
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = PROJECT_ROOT / "config" / "streampulse.yaml"
 ENV_PREFIX = "STREAMPULSE_"
@@ -124,6 +126,7 @@ class Settings(BaseSettings):
     redis: RedisSettings = Field(default_factory=RedisSettings)
     minio: MinioSettings = Field(default_factory=MinioSettings)
     flink: FlinkSettings = Field(default_factory=FlinkSettings)
+    trending: TrendingSettings = Field(default_factory=TrendingSettings)
 
     @classmethod
     def settings_customise_sources(

@@ -53,3 +53,10 @@ def test_invalid_yaml_and_missing_secret_are_explained(config_file, tmp_path):
     settings = load_settings(config_file)
     with pytest.raises(ConfigError, match=r"postgres\.writer_password is not set: run `streampulse stack up`"):
         settings.postgres.dsn("writer")
+
+
+def test_trending_constants_are_checked_like_the_rest(config_file, monkeypatch):
+    monkeypatch.setenv("STREAMPULSE_TRENDING__ALPHA", "1.5")
+    expected = r"trending\.alpha: expected the EWMA weight of a new window, between 0 and 1"
+    with pytest.raises(ConfigError, match=expected):
+        load_settings(config_file)

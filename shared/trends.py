@@ -1,0 +1,154 @@
+"""Trend maths (DESIGN.md §5): one keyword's baseline and the score of its latest window.
+
+The trending job keys the sliding-window results (one row per keyword and window: posts, distinct
+authors, and all posts in that window) by keyword and calls `observe(state, row, settings)` for each,
+in window order. The state is one small `Baseline` per keyword. What the design notes warn about,
+and how this answers:
+
+- cold start: the baseline starts from the keyword's first window and a keyword may fire only after
+  `min_history_windows` windows of history;
+- low counts: the score is on the sliding window (e.g. 5 minutes) against a baseline of the same
+  windows, with the Poisson floor: z = (x − m) / sqrt(max(v, m) + 1);
+- a big event lifts everything: the baseline is kept on the keyword's *share* of the window's posts
+  and turned into an expected count for the current window (share mode, on by default);
+- a burst must not poison its own baseline: a window enters the baseline only once it has left the
+  scoring window (`overlap` later), so the windows being scored are never part of their own baseline;
+- one account posting a hundred times is not a trend: `min_authors` distinct authors are required;
+- absent windows count as 0 and are applied in closed form, without a timer per idle key:
+  k zero observations of the EWMA take (m, v) to ((1−a)^k·m, (1−a)^k·(v + m²·(1 − (1−a)^k))).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class TrendingSettings(BaseModel):
+    """Every constant of the trending job; config/streampulse.yaml section `trending`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    tumble_s: Annotated[int, Field(ge=1, description="seconds, a whole number ≥ 1")] = 60
+    hop_size_s: Annotated[int, Field(ge=1, description="seconds, a whole number ≥ 1 (a multiple of hop_slide_s)")] = 300
+    hop_slide_s: Annotated[int, Field(ge=1, description="seconds, a whole number ≥ 1")] = 60
+    watermark_s: Annotated[int, Field(ge=0, description="seconds of allowed out-of-orderness, a whole number ≥ 0")] = 30
+    alpha: Annotated[float, Field(gt=0, lt=1, description="the EWMA weight of a new window, between 0 and 1")] = 0.1
+    z_threshold: Annotated[float, Field(gt=0, description="a positive number of standard deviations")] = 4.0
+    min_posts: Annotated[int, Field(ge=1, description="a whole number ≥ 1")] = 8
+    min_authors: Annotated[int, Field(ge=1, description="a whole number ≥ 1")] = 4
+    min_history_windows: Annotated[int, Field(ge=0, description="a whole number ≥ 0")] = 10
+    share_mode: bool = True
+    top_n: Annotated[int, Field(ge=1, description="a whole number ≥ 1")] = 20
+    redis_ttl_s: Annotated[int, Field(ge=1, description="seconds, a whole number ≥ 1")] = 3600
+
+    @property
+    def overlap(self) -> int:
+        """How many slides a sliding window spans: a window enters the baseline this many slides later."""
+        return max(1, math.ceil(self.hop_size_s / self.hop_slide_s))
+
+
+@dataclass(frozen=True)
+class WindowRow:
+    keyword: str
+    window_index: int  # window_end // slide: consecutive windows differ by 1
+    window_start_ms: int
+    window_end_ms: int
+    posts: int
+    authors: int
+    window_posts: int  # all posts in the window, the denominator of the share
+    samples: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Baseline:
+    mean: float = 0.0  # of the share (share mode) or of the count
+    var: float = 0.0
+    first_index: int | None = None  # the keyword's first window: history starts there
+    folded_until: int | None = None  # the last window index already in mean/var
+    pending: tuple[tuple[int, float], ...] = field(default=())  # (index, value) still inside the scoring window
+
+
+@dataclass(frozen=True)
+class TrendDecision:
+    keyword: str
+    window_start_ms: int
+    window_end_ms: int
+    posts: int
+    authors: int
+    expected: float
+    std: float
+    z: float
+    is_trend: bool
+    samples: tuple[str, ...] = ()
+
+
+def decay(mean: float, var: float, k: int, alpha: float) -> tuple[float, float]:
+    """The EWMA after k windows in which the keyword was absent (value 0), in closed form."""
+    if k <= 0:
+        return mean, var
+    keep = (1 - alpha) ** k
+    return keep * mean, keep * (var + mean * mean * (1 - keep))
+
+
+def ewma_step(mean: float, var: float, x: float, alpha: float) -> tuple[float, float]:
+    """One exponentially weighted update of mean and variance (West's form)."""
+    diff = x - mean
+    return mean + alpha * diff, (1 - alpha) * (var + alpha * diff * diff)
+
+
+def fold(state: Baseline, up_to: int, alpha: float) -> Baseline:
+    """Move every pending window with index ≤ up_to into mean/var, zeros for the gaps between them."""
+    mean, var, done = state.mean, state.var, state.folded_until
+    keep = []
+    for index, value in state.pending:
+        if index > up_to:
+            keep.append((index, value))
+            continue
+        if done is None:  # cold start: the baseline begins at the first observation
+            mean, var = value, 0.0
+        else:
+            mean, var = decay(mean, var, index - done - 1, alpha)
+            mean, var = ewma_step(mean, var, value, alpha)
+        done = index
+    if done is not None and done < up_to:
+        mean, var = decay(mean, var, up_to - done, alpha)  # absent windows up to the edge count as 0
+        done = up_to
+    return replace(state, mean=mean, var=var, folded_until=done, pending=tuple(keep))
+
+
+def z_score(x: float, expected: float, variance: float) -> float:
+    """(x − m) / sqrt(max(v, m) + 1): the Poisson floor keeps rare words from looking explosive."""
+    return (x - expected) / math.sqrt(max(variance, expected) + 1)
+
+
+def observe(state: Baseline | None, row: WindowRow, settings: TrendingSettings) -> tuple[Baseline, TrendDecision]:
+    """Score `row` against the keyword's baseline, then queue it for the baseline."""
+    state = state or Baseline(first_index=row.window_index)
+    state = fold(state, row.window_index - settings.overlap, settings.alpha)
+    scale = row.window_posts if settings.share_mode else 1
+    if state.folded_until is None:
+        expected = std = 0.0
+        z = 0.0
+    else:
+        expected = state.mean * scale
+        variance = state.var * scale * scale
+        std = math.sqrt(variance)
+        z = z_score(row.posts, expected, variance)
+    history = row.window_index - (state.first_index if state.first_index is not None else row.window_index)
+    is_trend = (state.folded_until is not None and history >= settings.min_history_windows
+                and row.posts >= settings.min_posts and row.authors >= settings.min_authors
+                and z >= settings.z_threshold)
+    value = row.posts / row.window_posts if settings.share_mode and row.window_posts else float(row.posts)
+    state = replace(state, pending=(*state.pending, (row.window_index, value)))
+    return state, TrendDecision(row.keyword, row.window_start_ms, row.window_end_ms, row.posts, row.authors,
+                                expected, std, z, is_trend, row.samples)
+
+
+def rank(decisions: list[TrendDecision], top_n: int) -> list[tuple[int, TrendDecision]]:
+    """Trends of one window ranked 1..N by z, then posts, then keyword (deterministic)."""
+    trends = sorted((d for d in decisions if d.is_trend), key=lambda d: (-d.z, -d.posts, d.keyword))
+    return list(enumerate(trends[:top_n], start=1))
