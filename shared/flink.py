@@ -62,6 +62,11 @@ def job_config(settings: Settings, job_name: str) -> dict[str, str]:
         "state.backend.type": "rocksdb",
         "execution.checkpointing.dir": (settings.stack.state_path / "flink" / "checkpoints").as_uri(),
         "table.exec.source.idle-timeout": "5 s",
+        # Recover by itself from a lost worker or broker, but fail a broken job instead of looping forever.
+        "restart-strategy.type": "exponential-delay",
+        "restart-strategy.exponential-delay.initial-backoff": "1 s",
+        "restart-strategy.exponential-delay.max-backoff": "30 s",
+        "restart-strategy.exponential-delay.attempts-before-reset-backoff": "5",
     }
     if settings.minio.access_key and settings.minio.secret_key:
         config |= {
@@ -99,3 +104,27 @@ def jdbc_options(settings: Settings, role: str = "writer") -> dict[str, str]:
         "jdbc_user": getattr(pg, f"{role}_user"),
         "jdbc_password": getattr(pg, f"{role}_password").get_secret_value(),
     }
+
+
+def stream_env(settings: Settings, job_name: str, *, extra: dict[str, str] | None = None):
+    """A DataStream environment and a Table environment over it, for jobs that mix the two APIs."""
+    from pyflink.common import Configuration
+    from pyflink.datastream import StreamExecutionEnvironment
+    from pyflink.table import EnvironmentSettings, StreamTableEnvironment
+
+    prepare_process_environment(settings)
+    config = Configuration()
+    for key, value in (job_config(settings, job_name) | (extra or {})).items():
+        config.set_string(key, value)
+    env = StreamExecutionEnvironment.get_execution_environment(config)
+    t_env = StreamTableEnvironment.create(env, EnvironmentSettings.new_instance().in_streaming_mode()
+                                          .with_configuration(config).build())
+    return env, t_env
+
+
+def interval(seconds: int) -> str:
+    """A Flink SQL interval literal of any length (INTERVAL 'n' SECOND only takes two digits)."""
+    days, rest = divmod(int(seconds), 86_400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"INTERVAL '{days} {hours:02d}:{minutes:02d}:{secs:02d}' DAY TO SECOND"

@@ -21,7 +21,7 @@ CREATE TABLE ${table_name} (
     schema_version INT NOT NULL,
     kafka_partition INT METADATA FROM 'partition' VIRTUAL,
     kafka_offset    BIGINT METADATA FROM 'offset' VIRTUAL,
-    WATERMARK FOR created_at AS created_at - INTERVAL '${watermark_s}' SECOND
+    WATERMARK FOR created_at AS created_at - ${watermark}
 ) WITH (
     'connector' = 'kafka',
     'topic' = '${topic}',

@@ -7,7 +7,7 @@ import json
 import sys
 from datetime import UTC
 
-from shared.flink import sql_statements, table_env
+from shared.flink import interval, sql_statements, table_env
 from shared.settings import load_settings
 
 
@@ -16,7 +16,7 @@ def main(topic: str) -> int:
     t_env = table_env(settings, "streampulse-contract-read", extra={"table.local-time-zone": "UTC"})
     for statement in sql_statements("social_posts_source", table_name="social_posts", topic=topic,
                                     bootstrap=settings.kafka.bootstrap, group_id="streampulse-contract-test",
-                                    startup_mode="earliest-offset", watermark_s=30,
+                                    startup_mode="earliest-offset", watermark=interval(30),
                                     bounded_option="'scan.bounded.mode' = 'latest-offset',"):
         t_env.execute_sql(statement)
     # TIMESTAMP_LTZ values (java.time.Instant) cannot cross to Python: read them as UTC wall-clock times.

@@ -1,0 +1,99 @@
+-- The trending job's counting half, all in the JVM (DESIGN.md §3): keywords per post from the
+-- vectorised Python UDF post_keywords, then window TVF aggregations per keyword, overall
+-- (source '*') and per source, written as upserts to PostgreSQL. Runs after social_posts_source.sql.
+-- A post counts once per keyword: the UDF deduplicates within a post, COUNT(DISTINCT uid)
+-- across re-sent copies of the same post.
+
+CREATE TEMPORARY VIEW post_keywords AS
+SELECT p.uid, p.source, p.author_id, p.created_at, k.keyword
+FROM social_posts AS p
+CROSS JOIN UNNEST(post_keywords(p.`text`, p.hashtags, p.langs)) AS k (keyword);
+
+CREATE TEMPORARY VIEW keyword_tumble AS
+SELECT window_start, window_end, window_time, COALESCE(source, '*') AS source, keyword,
+       COUNT(DISTINCT uid) AS posts, COUNT(DISTINCT author_id) AS authors,
+       MIN(uid) AS first_uid, MAX(uid) AS last_uid
+FROM TABLE(TUMBLE(TABLE post_keywords, DESCRIPTOR(created_at), ${tumble}))
+GROUP BY window_start, window_end, window_time, GROUPING SETS ((source, keyword), (keyword));
+
+CREATE TEMPORARY VIEW keyword_hop AS
+SELECT window_start, window_end, window_time, COALESCE(source, '*') AS source, keyword,
+       COUNT(DISTINCT uid) AS posts, COUNT(DISTINCT author_id) AS authors,
+       MIN(uid) AS first_uid, MAX(uid) AS last_uid
+FROM TABLE(HOP(TABLE post_keywords, DESCRIPTOR(created_at), ${hop_slide},
+               ${hop_size}))
+GROUP BY window_start, window_end, window_time, GROUPING SETS ((source, keyword), (keyword));
+
+CREATE TEMPORARY VIEW posts_tumble AS
+SELECT window_start, window_end, window_time, COALESCE(source, '*') AS source, COUNT(DISTINCT uid) AS posts
+FROM TABLE(TUMBLE(TABLE social_posts, DESCRIPTOR(created_at), ${tumble}))
+GROUP BY window_start, window_end, window_time, GROUPING SETS ((source), ());
+
+CREATE TEMPORARY VIEW posts_hop AS
+SELECT window_start, window_end, window_time, COALESCE(source, '*') AS source, COUNT(DISTINCT uid) AS posts
+FROM TABLE(HOP(TABLE social_posts, DESCRIPTOR(created_at), ${hop_slide},
+               ${hop_size}))
+GROUP BY window_start, window_end, window_time, GROUPING SETS ((source), ());
+
+-- Posts whose 1-minute window had already closed when they arrived: the window operators drop
+-- them, so they are counted here instead (per minute of event time and source; COUNT(*) keeps the
+-- state to one counter per minute and source, so a re-sent late copy counts again).
+CREATE TEMPORARY VIEW late_posts_per_minute AS
+SELECT CAST(FLOOR(created_at TO MINUTE) AS TIMESTAMP(3)) AS window_start, source, COUNT(*) AS posts
+FROM social_posts
+WHERE CURRENT_WATERMARK(created_at) IS NOT NULL
+  AND FLOOR(created_at TO MINUTE) + ${tumble} <= CURRENT_WATERMARK(created_at)
+GROUP BY CAST(FLOOR(created_at TO MINUTE) AS TIMESTAMP(3)), source;
+
+-- Input of the Python scoring stage: each keyword's sliding window (all sources) with the
+-- window's total posts, the denominator of the keyword's share.
+CREATE TEMPORARY VIEW scoring_input AS
+SELECT k.keyword,
+       -- epoch millis: plain numbers cross to the Python functions in every execution mode
+       CAST(TIMESTAMPDIFF(SECOND, TIMESTAMP '1970-01-01 00:00:00', k.window_start) AS BIGINT) * 1000 AS window_start_ms,
+       CAST(TIMESTAMPDIFF(SECOND, TIMESTAMP '1970-01-01 00:00:00', k.window_end) AS BIGINT) * 1000 AS window_end_ms,
+       k.posts, k.authors, k.first_uid, k.last_uid, t.posts AS window_posts
+FROM (SELECT * FROM keyword_hop WHERE source = '*') AS k
+JOIN (SELECT * FROM posts_hop WHERE source = '*') AS t
+  ON k.window_start = t.window_start AND k.window_end = t.window_end;
+
+CREATE TABLE keyword_window_counts_sink (
+    window_kind STRING NOT NULL, window_start TIMESTAMP(3) NOT NULL, window_end TIMESTAMP(3) NOT NULL,
+    source STRING NOT NULL, keyword STRING NOT NULL, posts BIGINT NOT NULL, authors BIGINT NOT NULL,
+    PRIMARY KEY (window_kind, window_start, source, keyword) NOT ENFORCED
+) WITH (
+    'connector' = 'jdbc', 'url' = '${jdbc_url}', 'table-name' = 'keyword_window_counts',
+    'username' = '${jdbc_user}', 'password' = '${jdbc_password}',
+    'sink.buffer-flush.max-rows' = '2000', 'sink.buffer-flush.interval' = '1 s'
+);
+
+CREATE TABLE window_posts_sink (
+    window_kind STRING NOT NULL, window_start TIMESTAMP(3) NOT NULL, window_end TIMESTAMP(3) NOT NULL,
+    source STRING NOT NULL, posts BIGINT NOT NULL,
+    PRIMARY KEY (window_kind, window_start, source) NOT ENFORCED
+) WITH (
+    'connector' = 'jdbc', 'url' = '${jdbc_url}', 'table-name' = 'window_posts',
+    'username' = '${jdbc_user}', 'password' = '${jdbc_password}'
+);
+
+CREATE TABLE late_posts_sink (
+    window_start TIMESTAMP(3) NOT NULL, source STRING NOT NULL, posts BIGINT NOT NULL,
+    PRIMARY KEY (window_start, source) NOT ENFORCED
+) WITH (
+    'connector' = 'jdbc', 'url' = '${jdbc_url}', 'table-name' = 'late_posts',
+    'username' = '${jdbc_user}', 'password' = '${jdbc_password}'
+);
+
+INSERT INTO keyword_window_counts_sink
+SELECT 'tumble', window_start, window_end, source, keyword, posts, authors FROM keyword_tumble;
+
+INSERT INTO keyword_window_counts_sink
+SELECT 'hop', window_start, window_end, source, keyword, posts, authors FROM keyword_hop;
+
+INSERT INTO window_posts_sink
+SELECT 'tumble', window_start, window_end, source, posts FROM posts_tumble
+UNION ALL
+SELECT 'hop', window_start, window_end, source, posts FROM posts_hop;
+
+INSERT INTO late_posts_sink
+SELECT window_start, source, posts FROM late_posts_per_minute;
