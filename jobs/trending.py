@@ -84,7 +84,8 @@ class ScoreKeyword(KeyedProcessFunction):
 
     def process_element(self, value, ctx):
         end_ms = value.window_end_ms
-        row = WindowRow(value.keyword, end_ms // (self.settings.hop_slide_s * 1000), value.window_start_ms, end_ms, value.posts, value.authors, value.window_posts,
+        row = WindowRow(value.keyword, end_ms // (self.settings.hop_slide_s * 1000), value.window_start_ms, end_ms,
+                        value.posts, value.authors, value.window_posts,
                         tuple(dict.fromkeys((value.first_uid, value.last_uid))))
         state, decision = observe(self.baseline.value(), row, self.settings)
         self.baseline.update(state)

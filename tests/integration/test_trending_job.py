@@ -1,0 +1,88 @@
+"""The trending job end to end on the bundled sample: window counts equal a plain-Python recomputation,
+and the labelled burst reaches Postgres, Redis and the alerts topic."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections import defaultdict
+from datetime import UTC, datetime
+
+from connectors.producer import PostProducer
+from shared import clients
+from shared.keywords import extract_keywords
+from shared.settings import PROJECT_ROOT
+from tests.integration.conftest import read_topic
+
+SAMPLE = PROJECT_ROOT / "connectors" / "samples" / "sample.jsonl"
+LABELS = PROJECT_ROOT / "connectors" / "samples" / "sample.labels.json"
+
+
+def recompute(posts: list[dict], size_ms: int, slide_ms: int) -> dict:
+    """(window_start, source, keyword) -> (posts, authors), counted independently of the job's SQL."""
+    uids, authors = defaultdict(set), defaultdict(set)
+    for post in posts:
+        keywords = extract_keywords(post["text"], post["hashtags"], post["langs"])
+        first = (post["created_at"] - size_ms) // slide_ms * slide_ms + slide_ms
+        for start in range(first, post["created_at"] + 1, slide_ms):
+            for keyword in keywords:
+                for source in ("*", post["source"]):
+                    uids[start, source, keyword].add(post["uid"])
+                    authors[start, source, keyword].add(post["author_id"])
+    return {key: (len(uids[key]), len(authors[key])) for key in uids}
+
+
+def as_utc(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).replace(tzinfo=None)
+
+
+def test_trending_job_counts_exactly_and_reports_the_burst(settings, kafka_topic, dlq_topic):
+    posts = [json.loads(line) for line in SAMPLE.read_text().splitlines()]
+    first_ms, last_ms = min(p["created_at"] for p in posts), max(p["created_at"] for p in posts)
+    with clients.postgres(settings, "writer") as conn:  # the sample's time range belongs to this test
+        for table in ("keyword_window_counts", "window_posts", "trends"):
+            conn.execute(f"DELETE FROM {table} WHERE window_end > %s AND window_start <= %s",
+                         (as_utc(first_ms), as_utc(last_ms)))
+    clients.redis(settings).delete("streampulse:trends:current", "streampulse:trends:current:meta",
+                                   "streampulse:trend:election")
+    producer = PostProducer(settings, "replay", topic=kafka_topic, dlq_topic=dlq_topic)
+    for post in posts:
+        producer.submit(post)
+    producer.close()
+    assert producer.summary.sent == len(posts)
+
+    alerts_topic = dlq_topic  # a fresh single-partition topic
+    result = subprocess.run([sys.executable, "-m", "shared.cli", "run", "trending", "--", "--bounded", "--topic",
+                             kafka_topic, "--alerts-topic", alerts_topic, "--group-id", f"test-{kafka_topic}"],
+                            cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+    trending = settings.trending
+    with clients.postgres(settings, "reader") as conn:
+        for kind, size_s, slide_s in (("tumble", trending.tumble_s, trending.tumble_s),
+                                      ("hop", trending.hop_size_s, trending.hop_slide_s)):
+            expected = {(as_utc(start), source, keyword): counts for (start, source, keyword), counts
+                        in recompute(posts, size_s * 1000, slide_s * 1000).items()}
+            rows = conn.execute("SELECT window_start, source, keyword, posts, authors FROM keyword_window_counts "
+                                "WHERE window_kind = %s AND window_end > %s AND window_start <= %s",
+                                (kind, as_utc(first_ms), as_utc(last_ms))).fetchall()
+            actual = {(start, source, keyword): (n, a) for start, source, keyword, n, a in rows}
+            assert len(actual) == len(expected), kind
+            assert actual == expected, kind
+        trends = conn.execute("SELECT window_start, window_end, keyword, trend_rank FROM trends "
+                              "WHERE window_end > %s AND window_start <= %s", (as_utc(first_ms), as_utc(last_ms))
+                              ).fetchall()
+
+    burst = next(b for b in json.loads(LABELS.read_text())["bursts"] if b["keyword"] == "election")
+    burst_trends = [t for t in trends if t[2] == "election"]
+    assert burst_trends, trends
+    assert all(as_utc(burst["start_ms"]) < end <= as_utc(burst["end_ms"] + 300_000) for _, end, _, _ in burst_trends)
+
+    stored = clients.redis(settings).hgetall("streampulse:trend:election")
+    assert int(stored["window_end"]) == max(int(end.replace(tzinfo=UTC).timestamp() * 1000)
+                                            for _, end, _, _ in burst_trends)
+    alerts = [json.loads(r.value) for r in read_topic(settings, alerts_topic, isolation="read_committed")]
+    assert len(alerts) == len(trends)
+    assert {a["keyword"] for a in alerts} == {t[2] for t in trends}
+    assert any(a["keyword"] == "election" and a["z"] >= trending.z_threshold for a in alerts)
