@@ -119,8 +119,8 @@ class ProduceSummary:
     def line(self) -> str:
         rate = self.sent / self.elapsed_s if self.elapsed_s else 0.0
         reasons = ", ".join(f"{k} {v}" for k, v in sorted(self.rejected.items())) or "none"
-        return (f"sent {self.sent:,}, rejected {self.rejected_total:,} ({reasons}), errors {self.errors:,}, "
-                f"{self.elapsed_s:.1f} s, {rate:,.0f} posts/s")
+        timing = f", {self.elapsed_s:.1f} s, {rate:,.0f} posts/s" if self.elapsed_s else ""
+        return f"sent {self.sent:,}, rejected {self.rejected_total:,} ({reasons}), errors {self.errors:,}{timing}"
 
 
 class MissingTopic(RuntimeError):

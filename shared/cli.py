@@ -56,7 +56,7 @@ def _run(args, settings) -> int:
 def _demo(args, settings) -> int:
     from stack import demo
 
-    return demo.run(settings, events=args.events, seed=args.seed)
+    return demo.run(settings)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -100,9 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     produce_cli.add_parser(sub)
 
-    demo = sub.add_parser("demo", help="run the main job on the local stack and print its results")
-    demo.add_argument("--events", type=int, default=2000)
-    demo.add_argument("--seed", type=int, default=42)
+    demo = sub.add_parser("demo", help="replay the bundled sample through the trending job and print the trends")
     demo.set_defaults(handler=_demo)
     return parser
 

@@ -1,52 +1,62 @@
-"""`make demo` / `streampulse demo`: the main job on the local stack, end to end, with a readable result.
+"""`make demo` / `streampulse demo`: the trending job on the local stack, end to end, with a readable result.
 
-Until the trending job lands this runs the smoke job: seeded JSON events into Kafka, the Flink job
-on the embedded mini-cluster, and the rows it upserted into PostgreSQL printed as a table.
+The bundled sample (connectors/samples/sample.jsonl, with labelled bursts) is replayed through the
+producer runtime into a fresh Kafka topic, the trending job runs over it on the embedded Flink
+mini-cluster (bounded: it stops at the topic's end), and the trends per window are printed from
+PostgreSQL beside Redis's current set.
 """
 
 from __future__ import annotations
 
 import json
-import random
 import sys
 import uuid
+from pathlib import Path
 
-from kafka import KafkaProducer
 from kafka.admin import NewTopic
 
+from connectors.producer import PostProducer
 from shared import clients
-from shared.settings import Settings
+from shared.settings import PROJECT_ROOT, Settings
 
-DEMO_KEYS = ["Flink", "Kafka", "Postgres", "Redis", "MinIO"]
+SAMPLE = PROJECT_ROOT / "connectors" / "samples" / "sample.jsonl"
 
 
-def run(settings: Settings, events: int = 2000, seed: int = 42) -> int:
-    from jobs import smoke
+def run(settings: Settings, sample: Path = SAMPLE) -> int:
+    from jobs import trending
 
-    topic = f"demo.smoke.{uuid.uuid4().hex[:8]}"
+    run_id = uuid.uuid4().hex[:8]
+    topic, dlq = f"demo.posts.{run_id}", f"demo.dlq.{run_id}"
     admin = clients.kafka_admin(settings)
-    admin.create_topics([NewTopic(topic, 2, 1)])
-    rng = random.Random(seed)
-    producer = KafkaProducer(bootstrap_servers=settings.kafka.bootstrap, acks="all", linger_ms=20)
-    for _ in range(events):
-        key = f"Demo {rng.choice(DEMO_KEYS)}"
-        producer.send(topic, json.dumps({"smoke_key": key, "amount": rng.randrange(100)}).encode())
-    producer.flush()
-    producer.close()
-    print(f"[demo] {events} events (seed {seed}) sent to Kafka topic {topic}", file=sys.stderr)
+    admin.create_topics([NewTopic(topic, 2, 1), NewTopic(dlq, 1, 1)])
     try:
-        smoke.main(["--topic", topic])
+        producer = PostProducer(settings, "replay", topic=topic, dlq_topic=dlq)
+        posts = [json.loads(line) for line in sample.read_text().splitlines() if line.strip()]
+        for post in posts:
+            producer.submit(post)
+        producer.close()
+        print(f"[demo] {producer.summary.line()} → Kafka topic {topic}", file=sys.stderr)
+        print("[demo] running the trending job on the embedded Flink mini-cluster (about a minute)", file=sys.stderr)
+        trending.main(["--bounded", "--topic", topic, "--group-id", f"demo-{run_id}"])
     finally:
-        admin.delete_topics([topic])
+        admin.delete_topics([topic, dlq])
         admin.close()
+
+    first = min(p["created_at"] for p in posts)
     with clients.postgres(settings, "reader") as conn:
-        rows = conn.execute("SELECT smoke_key, events, total FROM stack_smoke WHERE smoke_key LIKE 'demo %' "
-                            "ORDER BY events DESC").fetchall()
-    print(f"\n{'key':<16}{'events':>8}{'total':>10}")
-    for key, count, total in rows:
-        print(f"{key:<16}{count:>8}{total:>10}")
+        rows = conn.execute(
+            "SELECT window_end, trend_rank, keyword, posts, authors, baseline_mean, z FROM trends "
+            "WHERE window_end > to_timestamp(%s / 1000.0) AT TIME ZONE 'UTC' ORDER BY window_end, trend_rank",
+            (first,)).fetchall()
+    print(f"\n{'window end (UTC)':<20}{'rank':>5}  {'keyword':<16}{'posts':>6}{'authors':>8}{'expected':>9}{'z':>7}")
+    for end, position, keyword, count, authors, mean, z in rows:
+        print(f"{end:%Y-%m-%d %H:%M}{position:>6}  {keyword:<16}{count:>6}{authors:>8}{mean:>9.1f}{z:>7.1f}")
+    current = clients.redis(settings).zrevrange("streampulse:trends:current", 0, -1, withscores=True)
+    print("\nRedis streampulse:trends:current: " + (", ".join(f"{k} (z {s:.1f})" for k, s in current) or "empty"))
     pg = settings.postgres
-    print(f"\nNext: psql 'host={pg.host} port={pg.port} dbname={pg.database} user={pg.reader_user}' "
-          f"(password in {settings.credentials_file}); `streampulse stack status`; `streampulse stack logs kafka`.",
-          file=sys.stderr)
+    print(f"\nLabelled bursts: {SAMPLE.with_name('sample.labels.json').relative_to(PROJECT_ROOT)}.\n"
+          f"Next: psql 'host={pg.host} port={pg.port} dbname={pg.database} user={pg.reader_user}' "
+          f"(password in {settings.credentials_file}) — tables keyword_window_counts, trends, window_posts;\n"
+          f"alerts on Kafka topic trends.alerts (read_committed); `streampulse produce synthetic --help` for more "
+          f"data; `streampulse stack status`.", file=sys.stderr)
     return 0
