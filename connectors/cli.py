@@ -7,6 +7,7 @@ the same closing summary: sent, rejected (per reason), errors, rate.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import logging
@@ -81,23 +82,25 @@ def _synthetic(args, settings: Settings) -> int:
     from connectors import synthetic
 
     now_ms = int(datetime.now(UTC).timestamp() * 1000)
-    duration = args.duration if args.duration is not None else (
-        args.count / args.rate if args.count else 600.0)
-    if args.start:
-        start_ms = _iso_millis(args.start, "--start")
-    elif args.speed > 0:
-        start_ms = now_ms
-    else:  # as fast as possible: the whole run lies in the past, so no post is "from the future"
-        start_ms = now_ms - int(duration * 1000)
+    # With --count alone the run lasts until `count` posts exist, whatever the daily rhythm does to the rate.
+    duration = args.duration if args.duration is not None else (None if args.count else 600.0)
     try:
         config = synthetic.SyntheticConfig(
-            seed=args.seed, start_ms=start_ms, duration_s=duration, count=args.count, rate=args.rate,
+            seed=args.seed, start_ms=0, duration_s=duration, count=args.count, rate=args.rate,
             bursts=[synthetic.Burst.parse(spec) for spec in args.burst],
             volume_events=[synthetic.VolumeEvent.parse(spec) for spec in args.volume_event], malformed=args.malformed,
             duplicate=args.duplicate, out_of_order=args.out_of_order, late=args.late)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if args.start:
+        start_ms = _iso_millis(args.start, "--start")
+    elif args.speed > 0:
+        start_ms = now_ms
+    else:  # as fast as possible: the whole run lies in the past, so no post is "from the future"
+        span_s = duration if duration is not None else synthetic.count_horizon_s(config)
+        start_ms = now_ms - int(span_s * 1000)
+    config = dataclasses.replace(config, start_ms=start_ms)
     if args.labels:
         synthetic.write_labels(config, args.labels)
         log.info("labels written to %s", args.labels)

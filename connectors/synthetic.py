@@ -286,9 +286,14 @@ class _Schedule:
     expected_volume_posts: list[float]
 
 
+def count_horizon_s(config: SyntheticConfig) -> float:
+    """Seconds of event time that surely hold `count` posts: the daily rhythm's trough sets the slowest rate."""
+    return config.count / (config.rate * (1 - config.daily_amplitude)) * 1.2 + 60
+
+
 def _schedule(config: SyntheticConfig, vocab: _Vocabulary) -> _Schedule:
     rng = np.random.default_rng(config.seed)
-    horizon = config.duration_s if config.duration_s is not None else config.count / config.rate * 1.5 + 60
+    horizon = config.duration_s if config.duration_s is not None else count_horizon_s(config)
     seconds = np.arange(math.ceil(horizon), dtype=np.float64)
     base = config.rate * _rate_multiplier(config, seconds)
     lambdas = [base]

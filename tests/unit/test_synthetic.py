@@ -132,3 +132,12 @@ def test_label_file_and_invalid_config_messages(tmp_path):
         Burst.parse("oops")
     with pytest.raises(ValueError, match="lang:<code> or community:<name>"):
         VolumeEvent.parse("planet:mars:1:2:0")
+
+
+@pytest.mark.parametrize("hour", [0, 6, 12, 18])
+def test_a_count_alone_is_always_met_whatever_the_hour_of_day(hour):
+    # CI once started a run at the daily trough, where count / rate seconds held too few posts.
+    trough = SyntheticConfig(seed=5, start_ms=START - 12 * 3_600_000 + hour * 3_600_000, duration_s=None,
+                             count=20_000, rate=100.0, daily_amplitude=0.5, daily_peak_hour=18)
+    posts = [e for e in generate(trough) if not e.is_duplicate and e.expected_reject is None]
+    assert len(posts) == 20_000
