@@ -26,6 +26,9 @@ def _stack(args, settings) -> int:
         return 0
     if args.action == "status":
         return 0 if manager.status(settings) else 3  # 3 = not running, as `systemctl status` / LSB say
+    if args.action == "provision":
+        manager.provision(settings)
+        return 0
     if args.action == "migrate":
         applied = manager.migrate(settings)
         print("applied: " + (", ".join(applied) or "none pending"))
@@ -78,6 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     actions.add_parser("down", help="stop exactly the processes the stack started")
     actions.add_parser("status", help="each service's state; exit 0 when all are up, 3 otherwise")
     actions.add_parser("migrate", help="apply pending sql/migrations to PostgreSQL")
+    actions.add_parser("provision", help="create topics, apply migrations and create the bucket on services that "
+                                         "are already running (e.g. docker-compose's)")
     logs = actions.add_parser("logs", help="show service logs")
     logs.add_argument("service", nargs="?", choices=["postgres", "redis", "minio", "kafka"])
     logs.add_argument("-n", "--lines", type=int, default=40)

@@ -60,7 +60,8 @@ def job_config(settings: Settings, job_name: str) -> dict[str, str]:
         "execution.checkpointing.interval": f"{int(flink.checkpoint_interval_s * 1000)} ms",
         "execution.checkpointing.mode": "EXACTLY_ONCE",
         "state.backend.type": "rocksdb",
-        "execution.checkpointing.dir": (settings.stack.state_path / "flink" / "checkpoints").as_uri(),
+        "execution.checkpointing.dir": flink.checkpoint_dir or (settings.stack.state_path / "flink"
+                                                                / "checkpoints").as_uri(),
         "table.exec.source.idle-timeout": "5 s",
         # Recover by itself from a lost worker or broker, but fail a broken job instead of looping forever.
         "restart-strategy.type": "exponential-delay",

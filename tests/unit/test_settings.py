@@ -60,3 +60,16 @@ def test_trending_constants_are_checked_like_the_rest(config_file, monkeypatch):
     expected = r"trending\.alpha: expected the EWMA weight of a new window, between 0 and 1"
     with pytest.raises(ConfigError, match=expected):
         load_settings(config_file)
+
+
+def test_checkpoint_dir_takes_a_uri_and_defaults_to_the_state_folder(config_file, monkeypatch):
+    from shared.flink import job_config
+
+    settings = load_settings(config_file, with_credentials=False)
+    assert job_config(settings, "t")["execution.checkpointing.dir"].endswith("/state/flink/checkpoints")
+    monkeypatch.setenv("STREAMPULSE_FLINK__CHECKPOINT_DIR", "s3://streampulse-lake/checkpoints")
+    settings = load_settings(config_file, with_credentials=False)
+    assert job_config(settings, "t")["execution.checkpointing.dir"] == "s3://streampulse-lake/checkpoints"
+    monkeypatch.setenv("STREAMPULSE_FLINK__CHECKPOINT_DIR", "/tmp/checkpoints")
+    with pytest.raises(ConfigError, match=r"flink\.checkpoint_dir: expected a URI such as s3://bucket/path"):
+        load_settings(config_file)

@@ -1,0 +1,23 @@
+#!/bin/sh
+# Start a Flink JobManager or TaskManager in the foreground from the PyFlink wheel's own scripts,
+# with flink-conf/config.yaml plus the values that depend on where it runs (-D dynamic properties).
+# Usage: flink-cluster.sh jobmanager|taskmanager     (environment: see docker-compose.yml)
+set -eu
+role=${1:?usage: flink-cluster.sh jobmanager|taskmanager}
+case "$role" in jobmanager|taskmanager) ;; *) echo "unknown role '$role': expected jobmanager or taskmanager" >&2; exit 2;; esac
+flink_home=$(python -c 'import os, pyflink; print(os.path.dirname(pyflink.__file__))')
+: "${FLINK_JOBMANAGER_HOST:?set FLINK_JOBMANAGER_HOST to the JobManager's host name}"
+: "${STREAMPULSE_MINIO__ACCESS_KEY:?set STREAMPULSE_MINIO__ACCESS_KEY (MinIO holds checkpoints and savepoints)}"
+: "${STREAMPULSE_MINIO__SECRET_KEY:?set STREAMPULSE_MINIO__SECRET_KEY}"
+bucket=${STREAMPULSE_MINIO__BUCKET:-streampulse-lake}
+set -- \
+  -D "jobmanager.rpc.address=$FLINK_JOBMANAGER_HOST" \
+  -D "rest.address=$FLINK_JOBMANAGER_HOST" \
+  -D "taskmanager.host=$(hostname)" \
+  -D "execution.checkpointing.dir=s3://$bucket/flink/checkpoints" \
+  -D "execution.checkpointing.savepoint-dir=s3://$bucket/flink/savepoints" \
+  -D "s3.endpoint=http://${STREAMPULSE_MINIO__HOST:-minio}:${STREAMPULSE_MINIO__PORT:-9000}" \
+  -D "s3.access-key=$STREAMPULSE_MINIO__ACCESS_KEY" \
+  -D "s3.secret-key=$STREAMPULSE_MINIO__SECRET_KEY" \
+  -D "python.executable=$(command -v python)"
+exec "$flink_home/bin/$role.sh" start-foreground "$@"
