@@ -242,6 +242,14 @@ class _Vocabulary:
 MEAN_WORDS = 15  # posts have 5-25 words, uniformly
 
 
+def keyword_baselines(config: SyntheticConfig, lang: str = "en") -> dict[str, float]:
+    """Every vocabulary word of `lang` and every hashtag (as #tag) with its expected posts per minute."""
+    vocab = _Vocabulary(config)
+    words = {word: _baseline_per_min(config, vocab, Burst(word, 0, 1, 2, 0, lang)) for word in vocab.words[lang]}
+    tags = {f"#{tag}": _baseline_per_min(config, vocab, Burst(f"#{tag}", 0, 1, 2, 0, lang)) for tag in vocab.hashtags}
+    return words | tags
+
+
 def _baseline_per_min(config: SyntheticConfig, vocab: _Vocabulary, burst: Burst) -> float:
     if burst.baseline_per_min is not None:
         return burst.baseline_per_min

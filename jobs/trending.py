@@ -83,10 +83,11 @@ class ScoreKeyword(KeyedProcessFunction):
         self.baseline = runtime_context.get_state(ValueStateDescriptor("baseline", Types.PICKLED_BYTE_ARRAY()))
 
     def process_element(self, value, ctx):
-        end_ms = value.window_end_ms
-        row = WindowRow(value.keyword, end_ms // (self.settings.hop_slide_s * 1000), value.window_start_ms, end_ms,
+        slide_ms = self.settings.hop_slide_s * 1000
+        row = WindowRow(value.keyword, value.window_end_ms // slide_ms, value.window_start_ms, value.window_end_ms,
                         value.posts, value.authors, value.window_posts,
-                        tuple(dict.fromkeys((value.first_uid, value.last_uid))))
+                        tuple(dict.fromkeys((value.first_uid, value.last_uid))),
+                        stream_first_index=value.stream_first_end_ms // slide_ms)
         state, decision = observe(self.baseline.value(), row, self.settings)
         self.baseline.update(state)
         if decision.is_trend:

@@ -5,10 +5,19 @@ authors, and all posts in that window) by keyword and calls `observe(state, row,
 in window order. The state is one small `Baseline` per keyword. What the design notes warn about,
 and how this answers:
 
-- cold start: the baseline starts from the keyword's first window and a keyword may fire only after
-  `min_history_windows` windows of history;
+- cold start: nothing may fire before the *stream* has `min_history_windows` windows of history (the
+  job's first window comes from the SQL stage, so it is the same after a restart). Every keyword's
+  history starts at the stream's first window, zeros where it was absent, and the baseline is the
+  plain mean of that history until it holds 1/alpha windows, an EWMA after that (the weight of the
+  n-th window is max(alpha, 1/n)): an EWMA seeded with its first value would carry that one window,
+  often a partial or lucky one, for dozens of windows. A keyword first seen after the warm-up was
+  absent from every window the job has watched, so its baseline is the rate that absence allows
+  (small, and smaller the longer the job has watched): a brand-new hashtag can trend at once;
 - low counts: the score is on the sliding window (e.g. 5 minutes) against a baseline of the same
-  windows, with the Poisson floor: z = (x − m) / sqrt(max(v, m) + 1);
+  windows, with the Poisson floor: z = (x − m) / sqrt(max(v, m) + 1). For small expected counts a
+  normal z is far too generous (P(X ≥ 8 | λ = 1.5) is 2·10⁻⁴, not the 3·10⁻⁵ of z = 4), and a day holds
+  millions of keyword windows; so a trend must also pass the exact Poisson tail,
+  P(X ≥ x | λ = max(expected, min_expected)) ≤ max_p_value;
 - a big event lifts everything: the baseline is kept on the keyword's *share* of the window's posts
   and turned into an expected count for the current window (share mode, on by default);
 - a burst must not poison its own baseline: a window enters the baseline only once it has left the
@@ -36,11 +45,13 @@ class TrendingSettings(BaseModel):
     hop_size_s: Annotated[int, Field(ge=1, description="seconds, a whole number ≥ 1 (a multiple of hop_slide_s)")] = 300
     hop_slide_s: Annotated[int, Field(ge=1, description="seconds, a whole number ≥ 1")] = 60
     watermark_s: Annotated[int, Field(ge=0, description="seconds of allowed out-of-orderness, a whole number ≥ 0")] = 30
-    alpha: Annotated[float, Field(gt=0, lt=1, description="the EWMA weight of a new window, between 0 and 1")] = 0.1
+    alpha: Annotated[float, Field(gt=0, lt=1, description="the EWMA weight of a new window, between 0 and 1")] = 0.03
     z_threshold: Annotated[float, Field(gt=0, description="a positive number of standard deviations")] = 4.0
     min_posts: Annotated[int, Field(ge=1, description="a whole number ≥ 1")] = 8
     min_authors: Annotated[int, Field(ge=1, description="a whole number ≥ 1")] = 4
-    min_history_windows: Annotated[int, Field(ge=0, description="a whole number ≥ 0")] = 10
+    min_history_windows: Annotated[int, Field(ge=0, description="a whole number ≥ 0")] = 20
+    max_p_value: Annotated[float, Field(gt=0, lt=1, description="a probability between 0 and 1, e.g. 1e-8")] = 1e-8
+    min_expected: Annotated[float, Field(gt=0, description="posts per window, a positive number")] = 1.0
     share_mode: bool = True
     top_n: Annotated[int, Field(ge=1, description="a whole number ≥ 1")] = 20
     redis_ttl_s: Annotated[int, Field(ge=1, description="seconds, a whole number ≥ 1")] = 3600
@@ -61,14 +72,16 @@ class WindowRow:
     authors: int
     window_posts: int  # all posts in the window, the denominator of the share
     samples: tuple[str, ...] = ()
+    stream_first_index: int | None = None  # the first window the job saw (any keyword); None = this row's
 
 
 @dataclass(frozen=True)
 class Baseline:
     mean: float = 0.0  # of the share (share mode) or of the count
     var: float = 0.0
-    first_index: int | None = None  # the keyword's first window: history starts there
+    first_index: int | None = None  # where the keyword's history starts
     folded_until: int | None = None  # the last window index already in mean/var
+    windows: int = 0  # how many windows (absent ones included) are in mean/var
     pending: tuple[tuple[int, float], ...] = field(default=())  # (index, value) still inside the scoring window
 
 
@@ -102,22 +115,29 @@ def ewma_step(mean: float, var: float, x: float, alpha: float) -> tuple[float, f
 
 def fold(state: Baseline, up_to: int, alpha: float) -> Baseline:
     """Move every pending window with index ≤ up_to into mean/var, zeros for the gaps between them."""
-    mean, var, done = state.mean, state.var, state.folded_until
+    mean, var, n, done = state.mean, state.var, state.windows, state.folded_until
     keep = []
     for index, value in state.pending:
         if index > up_to:
             keep.append((index, value))
             continue
-        if done is None:  # cold start: the baseline begins at the first observation
-            mean, var = value, 0.0
-        else:
-            mean, var = decay(mean, var, index - done - 1, alpha)
-            mean, var = ewma_step(mean, var, value, alpha)
+        if done is not None:
+            mean, var, n = _absent(mean, var, n, index - done - 1, alpha)
+        n += 1
+        mean, var = ewma_step(mean, var, value, max(alpha, 1 / n))
         done = index
     if done is not None and done < up_to:
-        mean, var = decay(mean, var, up_to - done, alpha)  # absent windows up to the edge count as 0
+        mean, var, n = _absent(mean, var, n, up_to - done, alpha)  # absent windows up to the edge count as 0
         done = up_to
-    return replace(state, mean=mean, var=var, folded_until=done, pending=tuple(keep))
+    return replace(state, mean=mean, var=var, windows=n, folded_until=done, pending=tuple(keep))
+
+
+def _absent(mean: float, var: float, n: int, k: int, alpha: float) -> tuple[float, float, int]:
+    """k absent windows: one by one while the baseline is still a plain mean, then in closed form."""
+    while k > 0 and 1 / (n + 1) > alpha:
+        n, k = n + 1, k - 1
+        mean, var = ewma_step(mean, var, 0.0, 1 / n)
+    return (*decay(mean, var, k, alpha), n + k)
 
 
 def z_score(x: float, expected: float, variance: float) -> float:
@@ -125,9 +145,28 @@ def z_score(x: float, expected: float, variance: float) -> float:
     return (x - expected) / math.sqrt(max(variance, expected) + 1)
 
 
+def poisson_tail(x: int, lam: float) -> float:
+    """P(X ≥ x) for X ~ Poisson(lam), exact: terms summed from x upwards, relative to the first."""
+    if x <= 0:
+        return 1.0
+    if lam <= 0:
+        return 0.0
+    if x <= lam:  # the tail is most of the mass: 1 − the (short) lower sum
+        return max(0.0, 1.0 - sum(math.exp(k * math.log(lam) - lam - math.lgamma(k + 1)) for k in range(x)))
+    # Past the mode each term is the previous × lam / k, so the sum of ratios converges fast.
+    log_first = x * math.log(lam) - lam - math.lgamma(x + 1)
+    ratio_sum, ratio, k = 1.0, 1.0, x
+    while ratio > 1e-16 * ratio_sum:
+        k += 1
+        ratio *= lam / k
+        ratio_sum += ratio
+    return math.exp(log_first + math.log(ratio_sum))
+
+
 def observe(state: Baseline | None, row: WindowRow, settings: TrendingSettings) -> tuple[Baseline, TrendDecision]:
     """Score `row` against the keyword's baseline, then queue it for the baseline."""
-    state = state or Baseline(first_index=row.window_index)
+    if state is None:
+        state = _first_baseline(row, settings)
     state = fold(state, row.window_index - settings.overlap, settings.alpha)
     scale = row.window_posts if settings.share_mode else 1
     if state.folded_until is None:
@@ -141,11 +180,27 @@ def observe(state: Baseline | None, row: WindowRow, settings: TrendingSettings) 
     history = row.window_index - (state.first_index if state.first_index is not None else row.window_index)
     is_trend = (state.folded_until is not None and history >= settings.min_history_windows
                 and row.posts >= settings.min_posts and row.authors >= settings.min_authors
-                and z >= settings.z_threshold)
+                and z >= settings.z_threshold
+                and poisson_tail(row.posts, max(expected, settings.min_expected)) <= settings.max_p_value)
     value = row.posts / row.window_posts if settings.share_mode and row.window_posts else float(row.posts)
     state = replace(state, pending=(*state.pending, (row.window_index, value)))
     return state, TrendDecision(row.keyword, row.window_start_ms, row.window_end_ms, row.posts, row.authors,
                                 expected, std, z, is_trend, row.samples)
+
+
+def _first_baseline(row: WindowRow, settings: TrendingSettings) -> Baseline:
+    stream_first = row.window_index if row.stream_first_index is None else min(row.stream_first_index,
+                                                                               row.window_index)
+    watched = row.window_index - stream_first
+    if watched < settings.min_history_windows:  # warm-up: the history starts with the stream, zeros before now
+        return Baseline(first_index=stream_first, folded_until=stream_first - 1 if watched else None)
+    # Absent from every window since the stream began. That bounds its rate rather than proving it 0:
+    # absent from `watched` sliding windows spanning watched + overlap − 1 slides, its count per window
+    # is below 3·overlap / (watched + overlap − 1) with 95 % confidence (P(0 | λ) = e^−λ·… = 0.05).
+    upper = 3 * settings.overlap / (watched + settings.overlap - 1)
+    mean = upper / row.window_posts if settings.share_mode and row.window_posts else upper
+    folded = row.window_index - settings.overlap
+    return Baseline(mean=mean, first_index=stream_first, folded_until=folded, windows=folded - stream_first + 1)
 
 
 def rank(decisions: list[TrendDecision], top_n: int) -> list[tuple[int, TrendDecision]]:

@@ -46,17 +46,26 @@ WHERE CURRENT_WATERMARK(created_at) IS NOT NULL
 GROUP BY CAST(FLOOR(created_at TO MINUTE) AS TIMESTAMP(3)), source;
 
 -- Input of the Python scoring stage: each keyword's sliding window (all sources) with the
--- window's total posts, the denominator of the keyword's share.
-CREATE TEMPORARY VIEW scoring_input AS
-SELECT k.keyword,
-       -- epoch millis: plain numbers cross to the Python functions in every execution mode
-       CAST(TIMESTAMPDIFF(SECOND, TIMESTAMP '1970-01-01 00:00:00', k.window_start) AS BIGINT) * 1000 AS window_start_ms,
-       CAST(TIMESTAMPDIFF(SECOND, TIMESTAMP '1970-01-01 00:00:00', k.window_end) AS BIGINT) * 1000 AS window_end_ms,
-       k.posts, k.authors, k.first_uid, k.last_uid, t.posts AS window_posts
+-- window's total posts, the denominator of the keyword's share (a window join), and the end of the
+-- first window the job ever saw: the stream's history, for the cold-start rule in shared/trends.py.
+-- The OVER aggregate runs in event-time order and keeps that minimum in checkpointed state, so a
+-- restarted job sees the same value.
+CREATE TEMPORARY VIEW keyword_window_totals AS
+SELECT k.keyword, k.window_start, k.window_end, k.window_time, k.posts, k.authors, k.first_uid, k.last_uid,
+       t.posts AS window_posts
 FROM (SELECT * FROM keyword_hop WHERE source = '*') AS k
 JOIN (SELECT * FROM posts_hop WHERE source = '*') AS t
   ON k.window_start = t.window_start AND k.window_end = t.window_end;
-
+CREATE TEMPORARY VIEW scoring_input AS
+SELECT keyword,
+       -- epoch millis: plain numbers cross to the Python functions in every execution mode
+       CAST(TIMESTAMPDIFF(SECOND, TIMESTAMP '1970-01-01 00:00:00', window_start) AS BIGINT) * 1000 AS window_start_ms,
+       CAST(TIMESTAMPDIFF(SECOND, TIMESTAMP '1970-01-01 00:00:00', window_end) AS BIGINT) * 1000 AS window_end_ms,
+       posts, authors, first_uid, last_uid, window_posts,
+       CAST(TIMESTAMPDIFF(SECOND, TIMESTAMP '1970-01-01 00:00:00',
+            MIN(window_end) OVER (ORDER BY window_time ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW))
+            AS BIGINT) * 1000 AS stream_first_end_ms
+FROM keyword_window_totals;
 CREATE TABLE keyword_window_counts_sink (
     window_kind STRING NOT NULL, window_start TIMESTAMP(3) NOT NULL, window_end TIMESTAMP(3) NOT NULL,
     source STRING NOT NULL, keyword STRING NOT NULL, posts BIGINT NOT NULL, authors BIGINT NOT NULL,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 
@@ -15,6 +16,7 @@ from shared.trends import (
     ewma_step,
     fold,
     observe,
+    poisson_tail,
     rank,
     z_score,
 )
@@ -77,6 +79,39 @@ def test_cold_start_never_fires_even_on_a_huge_first_window():
     assert not any(d.is_trend for d in decisions)
 
 
+def test_a_keyword_new_after_the_streams_warm_up_has_a_known_zero_baseline():
+    # The stream began at window 0; "#aurora" first appears at window 40, absent from 40 windows before.
+    settings = SETTINGS
+    new = WindowRow("#aurora", 40, 35 * 60_000, 40 * 60_000, 12, 9, 1000, stream_first_index=0)
+    state, decision = observe(None, new, settings)
+    # Absent from 40 windows spanning 44 minutes: m = 3·5/44 = 0.3409 posts per window, v = 0:
+    # z = (12 − 0.3409) / sqrt(0.3409 + 1) = 10.07; P(X ≥ 12 | λ = max(0.3409, min_expected 1)) = 8.3e-10 ≤ 1e-8.
+    assert decision.expected == pytest.approx(15 / 44) and decision.z == pytest.approx(11.6591 / math.sqrt(1.3409),
+                                                                                         rel=1e-4)
+    assert decision.is_trend and state.first_index == 0 and state.folded_until == 40 - settings.overlap
+    # Too few posts or authors still hold a new word back: 7 posts < min_posts, or 3 authors < min_authors.
+    assert not observe(None, replace(new, posts=7, authors=7), settings)[1].is_trend
+    assert not observe(None, replace(new, authors=3), settings)[1].is_trend
+    # Just after the warm-up (10 windows watched) the bound is 3·5/14 = 1.07 per window:
+    # P(X ≥ 11 | 1.07) = 2.0e-8 > max_p_value 1e-8 although z = 6.9, so 11 are not enough; 12 are (1.8e-9).
+    assert not observe(None, replace(new, window_index=10, posts=11), settings)[1].is_trend
+    assert observe(None, replace(new, window_index=10, posts=12), settings)[1].is_trend
+    # During the stream's warm-up (window 6 < 10 windows in) a new keyword's history starts with the
+    # stream's: windows 0 and 1 (those out of the scoring window) are folded in as zeros.
+    early_state, early = observe(None, replace(new, window_index=6), settings)
+    assert not early.is_trend and early.expected == 0.0
+    assert (early_state.first_index, early_state.folded_until, early_state.windows) == (0, 1, 2)
+
+
+def test_the_warm_up_baseline_is_a_plain_mean_not_the_first_window():
+    # The first window (often partial, here lucky) has 30 posts, then 10 per window; alpha = 0.1, so the
+    # first 1/alpha = 10 windows are a plain mean: (30 + 9·10) / 10 = 12; window 10 then weighs 0.1:
+    # 12 + 0.1·(10 − 12) = 11.8 expected at window 15 (windows 0..10 folded). An EWMA seeded with the
+    # first window would still expect 10 + 20·0.9¹⁰ = 16.97.
+    _, decisions = run([(0, 30)] + [(i, 10) for i in range(1, 16)], SETTINGS)
+    assert decisions[-1].expected == pytest.approx(11.8)
+
+
 def test_steady_keyword_does_not_fire_and_a_burst_does_without_poisoning_its_baseline():
     steady = [(i, 50) for i in range(30)]
     burst = [(30 + i, 150) for i in range(5)]
@@ -98,6 +133,21 @@ def test_share_mode_ignores_a_busy_hour_that_lifts_everything():
     raw_counts = TrendingSettings(**(SETTINGS.model_dump() | {"share_mode": False}))
     _, decisions = run([*series, (30, 100)], raw_counts)
     assert decisions[-1].is_trend  # the same lift in raw counts would have fired
+
+
+def test_poisson_tail_is_exact_for_small_and_large_counts():
+    # P(X ≥ 2 | 1) = 1 − e^−1·(1 + 1) = 0.26424; P(X ≥ 8 | 1.5) = 1.6957e-4 (tables); no underflow to a hang.
+    assert poisson_tail(2, 1.0) == pytest.approx(1 - 2 * math.exp(-1))
+    assert poisson_tail(8, 1.5) == pytest.approx(1.6957e-4, rel=1e-4)
+    assert poisson_tail(0, 3.0) == 1.0 and poisson_tail(5, 0.0) == 0.0 and poisson_tail(100_000, 0.01) == 0.0
+    # Far above the mean the tail tracks the normal one: P(X ≥ 150 | 100) = 1.88e-6.
+    assert poisson_tail(150, 100.0) == pytest.approx(1.8842e-6, rel=1e-3)
+
+
+def test_a_small_expected_count_needs_the_poisson_tail_not_only_z():
+    # m = 1.5: 8 posts give z = 6.5/sqrt(2.5) = 4.11 ≥ 4, but P(X ≥ 8 | 1.5) = 1.7e-4 ≫ 1e-8: no trend.
+    _, decisions = run([(i, 1 + i % 2) for i in range(30)] + [(30, 8)], SETTINGS)
+    assert decisions[-1].z >= 4 and not decisions[-1].is_trend
 
 
 def test_one_account_is_not_a_trend_and_small_counts_are_not_either():
