@@ -4,9 +4,28 @@
 -- A post counts once per keyword: the UDF deduplicates within a post, COUNT(DISTINCT uid)
 -- across re-sent copies of the same post.
 
+-- Lateness is decided once, at the source, against each post's tumbling window: late when that
+-- window's end is not after the watermark the post met (seconds since the epoch; the session time
+-- zone is UTC). Late posts go to late_posts_per_window and into no window at all, so the window
+-- counts and the late counts always add up to the input. Deciding it here, not in the window
+-- operators, matters: the Python UDF holds watermarks back until its bundle is done, so downstream
+-- a post can look on time that was late at the source.
+CREATE TEMPORARY VIEW posts_with_lateness AS
+SELECT *,
+       TIMESTAMPDIFF(SECOND, TIMESTAMP '1970-01-01 00:00:00', CAST(created_at AS TIMESTAMP(3)))
+           / ${tumble_s} * ${tumble_s} AS tumble_start_s,
+       TIMESTAMPDIFF(SECOND, TIMESTAMP '1970-01-01 00:00:00', CAST(CURRENT_WATERMARK(created_at) AS TIMESTAMP(3)))
+           AS watermark_s
+FROM social_posts;
+
+CREATE TEMPORARY VIEW on_time_posts AS
+SELECT uid, source, author_id, `text`, langs, hashtags, created_at
+FROM posts_with_lateness
+WHERE watermark_s IS NULL OR tumble_start_s + ${tumble_s} > watermark_s;
+
 CREATE TEMPORARY VIEW post_keywords AS
 SELECT p.uid, p.source, p.author_id, p.created_at, k.keyword
-FROM social_posts AS p
+FROM on_time_posts AS p
 CROSS JOIN UNNEST(post_keywords(p.`text`, p.hashtags, p.langs)) AS k (keyword);
 
 CREATE TEMPORARY VIEW keyword_tumble AS
@@ -26,24 +45,24 @@ GROUP BY window_start, window_end, window_time, GROUPING SETS ((source, keyword)
 
 CREATE TEMPORARY VIEW posts_tumble AS
 SELECT window_start, window_end, window_time, COALESCE(source, '*') AS source, COUNT(DISTINCT uid) AS posts
-FROM TABLE(TUMBLE(TABLE social_posts, DESCRIPTOR(created_at), ${tumble}))
+FROM TABLE(TUMBLE(TABLE on_time_posts, DESCRIPTOR(created_at), ${tumble}))
 GROUP BY window_start, window_end, window_time, GROUPING SETS ((source), ());
 
 CREATE TEMPORARY VIEW posts_hop AS
 SELECT window_start, window_end, window_time, COALESCE(source, '*') AS source, COUNT(DISTINCT uid) AS posts
-FROM TABLE(HOP(TABLE social_posts, DESCRIPTOR(created_at), ${hop_slide},
+FROM TABLE(HOP(TABLE on_time_posts, DESCRIPTOR(created_at), ${hop_slide},
                ${hop_size}))
 GROUP BY window_start, window_end, window_time, GROUPING SETS ((source), ());
 
--- Posts whose 1-minute window had already closed when they arrived: the window operators drop
--- them, so they are counted here instead (per minute of event time and source; COUNT(*) keeps the
--- state to one counter per minute and source, so a re-sent late copy counts again).
-CREATE TEMPORARY VIEW late_posts_per_minute AS
-SELECT CAST(FLOOR(created_at TO MINUTE) AS TIMESTAMP(3)) AS window_start, source, COUNT(*) AS posts
-FROM social_posts
-WHERE CURRENT_WATERMARK(created_at) IS NOT NULL
-  AND FLOOR(created_at TO MINUTE) + ${tumble} <= CURRENT_WATERMARK(created_at)
-GROUP BY CAST(FLOOR(created_at TO MINUTE) AS TIMESTAMP(3)), source;
+-- The late posts, per tumbling window of event time and source, and in the latePosts metric.
+-- COUNT(*) keeps the state to one counter per window and source, so a re-sent late copy counts again.
+CREATE TEMPORARY VIEW late_posts_per_window AS
+SELECT CAST(TO_TIMESTAMP_LTZ(CAST(tumble_start_s AS BIGINT) * 1000, 3) AS TIMESTAMP(3)) AS window_start, source,
+       COUNT(*) AS posts
+FROM (SELECT tumble_start_s, count_late_post(source) AS source  -- the job's latePosts metric
+      FROM posts_with_lateness
+      WHERE watermark_s IS NOT NULL AND tumble_start_s + ${tumble_s} <= watermark_s)
+GROUP BY tumble_start_s, source;
 
 -- Input of the Python scoring stage: each keyword's sliding window (all sources) with the
 -- window's total posts, the denominator of the keyword's share (a window join), and the end of the
@@ -105,4 +124,4 @@ UNION ALL
 SELECT 'hop', window_start, window_end, source, posts FROM posts_hop;
 
 INSERT INTO late_posts_sink
-SELECT window_start, source, posts FROM late_posts_per_minute;
+SELECT window_start, source, posts FROM late_posts_per_window;
