@@ -93,8 +93,8 @@ def main(argv: list[str] | None = None) -> int:
     admin.create_topics([NewTopic(topic, 2, 1), NewTopic(empty, 2, 1), NewTopic(alerts, 1, 1)])
     print(f"command: python -m bench.trending_throughput --count {args.count} --seed {args.seed} "
           f"--parallelism {' '.join(map(str, args.parallelism))}")
-    print(f"checkpoints: every {settings.flink.checkpoint_interval_s:g} s, exactly-once, RocksDB; "
-          f"machine: {os.cpu_count()} cores")
+    print(f"checkpoints: every {settings.flink.checkpoint_interval_s:g} s, exactly-once; state backend "
+          f"{settings.flink.state_backend}; machine: {os.cpu_count()} cores")
     try:
         log(f"producing {args.count:,} synthetic posts into {topic} ...")
         subprocess.run([sys.executable, "-m", "shared.cli", "produce", "synthetic", "--count", str(args.count),

@@ -20,4 +20,8 @@ set -- \
   -D "s3.access-key=$STREAMPULSE_MINIO__ACCESS_KEY" \
   -D "s3.secret-key=$STREAMPULSE_MINIO__SECRET_KEY" \
   -D "python.executable=$(command -v python)"
+# The wheel keeps flink-python in opt/; a cluster needs it on its classpath to run Python operators.
+FLINK_LIB_DIR=$(mktemp -d)
+ln -s "$flink_home"/lib/*.jar "$flink_home"/opt/flink-python-*.jar "$FLINK_LIB_DIR"/
+export FLINK_LIB_DIR
 exec "$flink_home/bin/$role.sh" start-foreground "$@"

@@ -62,6 +62,57 @@ def _demo(args, settings) -> int:
     return demo.run(settings)
 
 
+JOBS = sorted(p.stem for p in (Path(__file__).parent.parent / "jobs").glob("[a-z]*.py"))
+
+
+def _cluster(args, settings) -> int:
+    from stack.cluster import Cluster
+
+    cluster = Cluster(settings)
+    if args.action == "up":
+        cluster.up()
+    elif args.action == "down":
+        cluster.down()
+    else:
+        return 0 if cluster.status() else 3
+    return 0
+
+
+def _submit(args, settings) -> int:
+    from stack.cluster import Cluster
+
+    job_args, savepoint = list(args.job_args), args.from_savepoint
+    own = job_args[:job_args.index("--")] if "--" in job_args else job_args
+    if "--from-savepoint" in own:  # given after the job's name, where REMAINDER took it
+        at = own.index("--from-savepoint")
+        savepoint = job_args[at + 1]
+        del job_args[at:at + 2]
+    print(Cluster(settings).submit(args.job, job_args, savepoint))
+    return 0
+
+
+def _jobs(args, settings) -> int:
+    from stack.cluster import Cluster
+
+    for job in Cluster(settings).jobs():
+        print(f"{job['jid']}  {job['state']:<10} {job['name']}")
+    return 0
+
+
+def _savepoint(args, settings) -> int:
+    from stack.cluster import Cluster
+
+    print(Cluster(settings).savepoint(args.job_id, cancel=args.cancel))
+    return 0
+
+
+def _cancel(args, settings) -> int:
+    from stack.cluster import Cluster
+
+    Cluster(settings).cancel(args.job_id)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="streampulse",
@@ -97,13 +148,34 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run a job embedded on a local Flink mini-cluster",
                          description="Run jobs/<JOB>.py in this process's Flink mini-cluster.")
-    run.add_argument("job", choices=sorted(p.stem for p in (Path(__file__).parent.parent / "jobs").glob("[a-z]*.py")))
+    run.add_argument("job", choices=JOBS)
     run.add_argument("job_args", nargs=argparse.REMAINDER, help="passed to the job (see `streampulse run JOB --help`)")
     run.set_defaults(handler=_run)
 
     from connectors import cli as produce_cli
 
     produce_cli.add_parser(sub)
+
+    cluster = sub.add_parser("cluster", help="a standalone Flink session cluster (JobManager + TaskManager)",
+                             description="Start, check and stop a Flink session cluster from the PyFlink wheel's "
+                             "scripts with flink-conf/config.yaml; Web UI on flink.rest_port.")
+    cluster.add_argument("action", choices=["up", "down", "status"])
+    cluster.set_defaults(handler=_cluster)
+    submit = sub.add_parser("submit", help="submit a job to the cluster with `flink run -py`",
+                            description="Run `flink run --detached -py jobs/JOB.py` against the cluster.")
+    submit.add_argument("job", choices=JOBS)
+    submit.add_argument("--from-savepoint", metavar="PATH", help="restore the job's state from this savepoint")
+    submit.add_argument("job_args", nargs=argparse.REMAINDER, help="passed to the job after `--`")
+    submit.set_defaults(handler=_submit)
+    jobs = sub.add_parser("jobs", help="the cluster's jobs, from its REST API")
+    jobs.set_defaults(handler=_jobs)
+    savepoint = sub.add_parser("savepoint", help="take a savepoint of a running job and print its path")
+    savepoint.add_argument("job_id")
+    savepoint.add_argument("--cancel", action="store_true", help="cancel the job once the savepoint is taken")
+    savepoint.set_defaults(handler=_savepoint)
+    cancel = sub.add_parser("cancel", help="cancel a running job")
+    cancel.add_argument("job_id")
+    cancel.set_defaults(handler=_cancel)
 
     demo = sub.add_parser("demo", help="replay the bundled sample through the trending job and print the trends")
     demo.set_defaults(handler=_demo)
