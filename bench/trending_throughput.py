@@ -52,23 +52,18 @@ def job_command(kind: str, topic: str, alerts: str) -> list[str]:
 
 def window_count_job(topic: str, group_id: str) -> int:
     """The pure-SQL window count, bounded, in this process."""
-    from shared.flink import interval, sql_statements, table_env
+    from shared.flink import add_sql, interval, posts_source_values, table_env
 
     settings = load_settings()
     trending = settings.trending
     t_env = table_env(settings, "streampulse-bench-window-count", extra={"table.local-time-zone": "UTC"})
-    values = {"table_name": "social_posts", "topic": topic, "bootstrap": settings.kafka.bootstrap,
-              "group_id": group_id, "startup_mode": "earliest-offset",
-              "bounded_option": "'scan.bounded.mode' = 'latest-offset',", "watermark": interval(trending.watermark_s),
+    values = {**posts_source_values(settings, topic=topic, group_id=group_id, bounded=True,
+                                    watermark_s=trending.watermark_s),
               "tumble": interval(trending.tumble_s), "hop_size": interval(trending.hop_size_s),
               "hop_slide": interval(trending.hop_slide_s)}
     statements = t_env.create_statement_set()
     for name in ("social_posts_source", "bench_window_count"):
-        for statement in sql_statements(name, **values):
-            if statement.upper().startswith("INSERT"):
-                statements.add_insert_sql(statement)
-            else:
-                t_env.execute_sql(statement)
+        add_sql(t_env, statements, name, **values)
     statements.execute().wait()
     return 0
 

@@ -7,6 +7,7 @@ the same closing summary: sent, rejected (per reason), errors, rate.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -27,6 +28,7 @@ from connectors.producer import (
     run_source,
 )
 from shared.settings import Settings
+from stack.services import scrape_target
 
 log = logging.getLogger("streampulse.produce")
 
@@ -61,7 +63,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     shape.add_argument("--burst", action="append", default=[], metavar="KEYWORD:START_S:LENGTH_S:INTENSITY[:RAMP_S]",
                        help="a scheduled burst of a keyword (repeatable), intensity = multiple of its baseline")
     shape.add_argument("--volume-event", action="append", default=[], metavar="SERIES:START_S:LENGTH_S:MULTIPLIER",
-                       help="scale one series (lang:es, community:synthetic-b) for a while; 0 = outage (repeatable)")
+                       help="scale one series (lang:es, community:synthetic-b, source:reddit) for a while; "
+                            "0 = outage (repeatable)")
+    shape.add_argument("--sources", type=_weights, metavar="NAME=WEIGHT,...",
+                       help="the sources the posts claim, e.g. bluesky=5,reddit=3,mastodon=2 (default: synthetic)")
     shape.add_argument("--malformed", type=float, default=0.0, help="fraction of malformed events (exact count)")
     shape.add_argument("--duplicate", type=float, default=0.0, help="fraction of re-sent posts (exact count)")
     shape.add_argument("--out-of-order", type=float, default=0.0, help="fraction of posts delayed within 20 s")
@@ -89,7 +94,8 @@ def _synthetic(args, settings: Settings) -> int:
             seed=args.seed, start_ms=0, duration_s=duration, count=args.count, rate=args.rate,
             bursts=[synthetic.Burst.parse(spec) for spec in args.burst],
             volume_events=[synthetic.VolumeEvent.parse(spec) for spec in args.volume_event], malformed=args.malformed,
-            duplicate=args.duplicate, out_of_order=args.out_of_order, late=args.late)
+            duplicate=args.duplicate, out_of_order=args.out_of_order, late=args.late,
+            **({"sources": args.sources} if args.sources else {}))
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -154,16 +160,19 @@ def _publish(args, settings, source, items, cursor_store, total, event_time) -> 
     from tqdm import tqdm
 
     metrics = ProducerMetrics()
+    announce = contextlib.nullcontext()
     if args.metrics_port:
         metrics.serve(args.metrics_port)
+        announce = scrape_target(settings, f"producer-{source}", args.metrics_port, {"source": source})
     producer = PostProducer(settings, source, topic=args.topic, dlq_topic=args.dlq_topic, metrics=metrics)
     stop = StopFlag().install()
     pacer = EventTimePacer(args.speed) if args.speed > 0 else None
     progress = tqdm(total=total, unit="post", file=sys.stderr, disable=args.no_progress, mininterval=0.5,
                     desc=f"produce {source}")
     try:
-        summary = run_source(producer, items, cursor_store=cursor_store, pacer=pacer, event_time=event_time,
-                             progress=progress, stop=stop)
+        with announce:  # the stack's Prometheus scrapes this producer while it runs
+            summary = run_source(producer, items, cursor_store=cursor_store, pacer=pacer, event_time=event_time,
+                                 progress=progress, stop=stop)
     finally:
         progress.close()
         producer.close()
@@ -188,6 +197,15 @@ def _write_file(config, path: Path) -> int:
     count = writer(posts(), path)
     print(f"wrote {count:,} posts to {path}", file=sys.stderr)
     return 0
+
+
+def _weights(value: str) -> dict[str, float]:
+    """NAME=WEIGHT,... → {name: weight}; argparse reports the ValueError's message."""
+    try:
+        pairs = [item.split("=", 1) for item in value.split(",")]
+        return {name.strip(): float(weight) for name, weight in pairs}
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r}: expected NAME=WEIGHT,... such as bluesky=5,reddit=3") from None
 
 
 def _iso_millis(value: str, option: str) -> int:

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from shared.post import MAX_TEXT_CHARS, RejectReason
+from shared.post import MAX_TEXT_CHARS, SOURCES, RejectReason
 
 SOURCE = "synthetic"
 DAY_S = 86_400
@@ -99,7 +99,8 @@ class Burst:
 
 @dataclass(frozen=True)
 class VolumeEvent:
-    """All posts of one series (`lang:es` or `community:synthetic-b`) × `multiplier` for a while: 0 is an outage."""
+    """All posts of one series (`lang:es`, `community:synthetic-b`, `source:reddit`) × `multiplier` for a while:
+    0 is an outage."""
 
     series: str
     start_s: float
@@ -108,8 +109,8 @@ class VolumeEvent:
 
     def __post_init__(self):
         kind, _, value = self.series.partition(":")
-        _check(kind in ("lang", "community") and bool(value), "volume event series",
-               "lang:<code> or community:<name>", self.series)
+        _check(kind in ("lang", "community", "source") and bool(value), "volume event series",
+               "lang:<code>, community:<name> or source:<name>", self.series)
         _check(self.start_s >= 0 and self.length_s > 0, "volume event window", "start ≥ 0 and length > 0",
                (self.start_s, self.length_s))
         _check(self.multiplier >= 0 and self.multiplier != 1, "volume event multiplier", "≥ 0 and not 1",
@@ -146,6 +147,9 @@ class SyntheticConfig:
                                                                     "fr": 0.08, "ja": 0.05})
     communities: Mapping[str, float] = field(default_factory=lambda: {"synthetic-a": 0.6, "synthetic-b": 0.3,
                                                                       "synthetic-c": 0.1})
+    # Which `source` the posts claim: a mix such as {"bluesky": 0.5, "reddit": 0.3, "mastodon": 0.2} imitates
+    # several producers at once (the uids still say synthetic:).
+    sources: Mapping[str, float] = field(default_factory=lambda: {SOURCE: 1.0})
     vocab_size: int = 2000
     zipf_s: float = 1.07
     hashtag_vocab: int = 300
@@ -177,6 +181,8 @@ class SyntheticConfig:
                "languages", f"positive weights for languages among {sorted(WORDS)}", self.languages)
         _check(bool(self.communities) and min(self.communities.values()) > 0, "communities", "positive weights",
                self.communities)
+        _check(bool(self.sources) and set(self.sources) <= SOURCES and min(self.sources.values()) > 0, "sources",
+               f"positive weights for sources among {sorted(SOURCES)}", self.sources)
         _check(self.vocab_size >= 100, "vocab_size", "a whole number ≥ 100", self.vocab_size)
         _check(self.zipf_s > 0, "zipf_s", "a positive exponent", self.zipf_s)
         _check(0 <= self.daily_amplitude < 1, "daily_amplitude", "a number in [0, 1)", self.daily_amplitude)
@@ -340,7 +346,7 @@ def _schedule(config: SyntheticConfig, vocab: _Vocabulary) -> _Schedule:
 
 def _series_share(config: SyntheticConfig, series: str) -> float:
     kind, _, value = series.partition(":")
-    weights = config.languages if kind == "lang" else config.communities
+    weights = {"lang": config.languages, "community": config.communities, "source": config.sources}[kind]
     return weights.get(value, 0.0) / sum(weights.values())
 
 
@@ -363,6 +369,8 @@ def generate(config: SyntheticConfig) -> Iterator[SyntheticEvent]:
     lang_cum = list(accumulate(config.languages.values()))
     communities = list(config.communities)
     community_cum = list(accumulate(config.communities.values()))
+    sources = list(config.sources)
+    source_cum = list(accumulate(config.sources.values()))
     author_cum = _zipf_cum(config.authors, 1.1)
     bursts, volume_events = config.bursts, config.volume_events
     payloads: dict[int, dict] = {}  # posts that will be duplicated later
@@ -382,6 +390,9 @@ def generate(config: SyntheticConfig) -> Iterator[SyntheticEvent]:
             lang = langs[bisect_right(lang_cum, rng.random() * lang_cum[-1])]
             community = communities[bisect_right(community_cum, rng.random() * community_cum[-1])]
             author = bisect_right(author_cum, rng.random() * author_cum[-1])
+            # One source draws nothing: the default stream stays what it always was.
+            source = sources[0] if len(sources) == 1 else sources[bisect_right(source_cum,
+                                                                               rng.random() * source_cum[-1])]
             forced = None
             if kind >= 0:  # a burst post: its language, its keyword, any author (a real trend is many people)
                 burst = bursts[kind]
@@ -390,11 +401,14 @@ def generate(config: SyntheticConfig) -> Iterator[SyntheticEvent]:
                 series_kind, _, value = volume_events[-2 - kind].series.partition(":")
                 if series_kind == "lang":
                     lang = value
+                elif series_kind == "source":
+                    source = value
                 else:
                     community = value
-            elif _suppressed(volume_events, lang, community, created - config.start_ms, rng):
+            elif _suppressed(volume_events, {"lang": lang, "community": community, "source": source},
+                             created - config.start_ms, rng):
                 continue  # an outage or dip of this post's series
-            post = _post(rng, vocab, uid, lang, community, author, created, forced, index)
+            post = _post(rng, vocab, uid, source, lang, community, author, created, forced, index)
             if index in needed:
                 payloads[index] = post
             yield SyntheticEvent(uid, post)
@@ -403,21 +417,21 @@ def generate(config: SyntheticConfig) -> Iterator[SyntheticEvent]:
                 yield SyntheticEvent(payloads[original]["uid"], dict(payloads.pop(original)), is_duplicate=True)
 
 
-def _suppressed(events: tuple[VolumeEvent, ...], lang: str, community: str, offset_ms: int,
+def _suppressed(events: tuple[VolumeEvent, ...], series: dict[str, str], offset_ms: int,
                 rng: random.Random) -> bool:
     for event in events:
         if event.multiplier >= 1:
             continue
         kind, _, value = event.series.partition(":")
-        if (lang if kind == "lang" else community) != value:
+        if series[kind] != value:
             continue
         if event.start_s * 1000 <= offset_ms < (event.start_s + event.length_s) * 1000:
             return rng.random() >= event.multiplier
     return False
 
 
-def _post(rng: random.Random, vocab: _Vocabulary, uid: str, lang: str, community: str, author: int, created: int,
-          forced: str | None, index: int) -> dict[str, Any]:
+def _post(rng: random.Random, vocab: _Vocabulary, uid: str, source: str, lang: str, community: str, author: int,
+          created: int, forced: str | None, index: int) -> dict[str, Any]:
     words = rng.choices(vocab.words[lang], cum_weights=vocab.cum[lang], k=rng.randint(5, 25))
     hashtags = []
     if rng.random() < vocab.hashtag_rate:
@@ -432,7 +446,7 @@ def _post(rng: random.Random, vocab: _Vocabulary, uid: str, lang: str, community
     text = ("" if lang == "ja" else " ").join(words)
     text += "".join(f" #{tag}" for tag in hashtags) + "".join(f" @{m}" for m in mentions)
     text += "".join(f" {link}" for link in links)
-    post = {"uid": uid, "source": SOURCE, "author_id": f"synthetic-author-{author}", "text": text,
+    post = {"uid": uid, "source": source, "author_id": f"synthetic-author-{author}", "text": text,
             "langs": [lang], "created_at": created, "hashtags": hashtags, "mentions": mentions, "links": links,
             "community": community}
     if index > 0 and rng.random() < 0.1:

@@ -25,12 +25,12 @@ if __package__ in (None, ""):  # `flink run -py jobs/trending.py`: make the proj
     sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent.parent))
 
 from pyflink.common import Row, Types
-from pyflink.datastream import KeyedProcessFunction, RuntimeContext
+from pyflink.datastream import KeyedProcessFunction, MapFunction, RuntimeContext
 from pyflink.datastream.state import ListStateDescriptor, ValueStateDescriptor
 from pyflink.table import DataTypes
-from pyflink.table.udf import ScalarFunction, udf
+from pyflink.table.udf import udf
 
-from shared.flink import interval, jdbc_options, sql_statements, stream_env
+from shared.flink import add_sql, interval, jdbc_options, posts_source_values, stream_env
 from shared.keywords import keywords_vectorised
 from shared.settings import Settings, load_settings
 from shared.trends import TrendDecision, TrendingSettings, WindowRow, observe, rank
@@ -61,6 +61,7 @@ redis.call('EXPIRE', KEYS[1], tonumber(ARGV[2]))
 return 1
 """
 
+LATE_POST_ROW = Types.ROW_NAMED(["tumble_start_s", "source"], [Types.LONG(), Types.STRING()])
 TREND_ROW = Types.ROW_NAMED(
     ["window_start_ms", "window_end_ms", "keyword", "trend_rank", "posts", "authors", "baseline_mean",
      "baseline_std", "z", "sample_uids"],
@@ -73,19 +74,17 @@ def post_keywords(texts, hashtags, langs):
     return keywords_vectorised(texts, hashtags, langs)
 
 
-class CountLatePost(ScalarFunction):
-    """Passes a late post's source through and counts it in the `latePosts` metric (Web UI, Prometheus).
-    Only late posts reach it, so the Python cost is negligible."""
+class CountLatePost(MapFunction):
+    """Counts each late post in the job's `latePosts` metric (Web UI, Prometheus) and passes it on. A
+    DataStream function: PyFlink reports a Table UDF's own metrics only in process mode, and only late
+    posts come here, so the Python cost is negligible."""
 
-    def open(self, function_context):
-        self.late_posts = function_context.get_metric_group().counter("latePosts")
+    def open(self, runtime_context: RuntimeContext):
+        self.late_posts = runtime_context.get_metrics_group().counter("latePosts")
 
-    def eval(self, source):
+    def map(self, value):
         self.late_posts.inc()
-        return source
-
-
-count_late_post = udf(CountLatePost(), result_type=DataTypes.STRING())
+        return value
 
 
 class ScoreKeyword(KeyedProcessFunction):
@@ -162,31 +161,18 @@ def build(settings: Settings, *, topic: str, alerts_topic: str, bounded: bool, g
     trending = settings.trending
     env, t_env = stream_env(settings, "streampulse-trending", extra={"table.local-time-zone": "UTC"})
     t_env.create_temporary_system_function("post_keywords", post_keywords)
-    t_env.create_temporary_system_function("count_late_post", count_late_post)
     values = {
-        "table_name": "social_posts", "topic": topic, "bootstrap": settings.kafka.bootstrap, "group_id": group_id,
-        "startup_mode": "earliest-offset" if bounded else "group-offsets",
-        # Bounded runs (tests, demo) read faster than the periodic watermark ticks; a watermark per event
-        # makes what is late depend on the input's order alone, the same on every run.
-        "bounded_option": "'scan.bounded.mode' = 'latest-offset', 'scan.watermark.emit.strategy' = 'on-event',"
-        if bounded else "'properties.auto.offset.reset' = 'earliest',",
-        "watermark": interval(trending.watermark_s), "tumble": interval(trending.tumble_s),
+        **posts_source_values(settings, topic=topic, group_id=group_id, bounded=bounded,
+                              watermark_s=trending.watermark_s),
+        "tumble": interval(trending.tumble_s),
         "tumble_s": trending.tumble_s,
         "hop_size": interval(trending.hop_size_s), "hop_slide": interval(trending.hop_slide_s),
         "alerts_topic": alerts_topic,
         "transactional_id_prefix": f"streampulse-trending-{uuid.uuid4().hex[:8]}", **jdbc_options(settings),
     }
     statement_set = t_env.create_statement_set()
-
-    def run_sql(name: str) -> None:
-        for statement in sql_statements(name, **values):
-            if statement.upper().startswith("INSERT"):
-                statement_set.add_insert_sql(statement)
-            else:
-                t_env.execute_sql(statement)
-
-    run_sql("social_posts_source")
-    run_sql("trending_counts")
+    add_sql(t_env, statement_set, "social_posts_source", **values)
+    add_sql(t_env, statement_set, "trending_counts", **values)
 
     scored = (t_env.to_data_stream(t_env.from_path("scoring_input"))
               .key_by(lambda r: r.keyword, key_type=Types.STRING())
@@ -196,7 +182,11 @@ def build(settings: Settings, *, topic: str, alerts_topic: str, bounded: bool, g
               .process(RankWindow(trending, redis_options(settings)), output_type=TREND_ROW)
               .uid("rank-window").name("Rank trends per window, publish to Redis"))
     t_env.create_temporary_view("ranked_trend_rows", t_env.from_data_stream(ranked))
-    run_sql("trending_outputs")
+    late = (t_env.to_data_stream(t_env.from_path("late_posts"))
+            .map(CountLatePost(), output_type=LATE_POST_ROW)
+            .uid("count-late-posts").name("Count late posts (latePosts metric)"))
+    t_env.create_temporary_view("counted_late_posts", t_env.from_data_stream(late))
+    add_sql(t_env, statement_set, "trending_outputs", **values)
     statement_set.add_insert_sql("INSERT INTO trends_sink SELECT * FROM ranked_trends")
     statement_set.add_insert_sql(
         "INSERT INTO trend_alerts_sink SELECT keyword, window_start, window_end, trend_rank, posts, authors, "

@@ -40,6 +40,9 @@ def prepare_process_environment(settings: Settings) -> None:
         if not link.exists():
             link.symlink_to(target, target_is_directory=True)
     os.environ.setdefault("FLINK_PLUGINS_DIR", str(plugins))
+    # Without FLINK_HOME, PyFlink's gateway launcher looks for it and on the way resets FLINK_PLUGINS_DIR
+    # to the wheel's own plugins folder (pyflink/find_flink_home.py), which has no S3 filesystem.
+    os.environ.setdefault("FLINK_HOME", str(Path(pyflink.__file__).parent))
 
 
 def job_config(settings: Settings, job_name: str) -> dict[str, str]:
@@ -83,6 +86,21 @@ def job_config(settings: Settings, job_name: str) -> dict[str, str]:
     return config
 
 
+def initialize_file_systems(config: dict[str, str]) -> None:
+    """Load the filesystem plugins (s3:// on MinIO) with the job's s3.* keys into the JVM that runs the
+    job. A cluster's processes do this at start; the embedded mini-cluster lives in PyFlink's gateway
+    JVM, which never does, so without this an embedded job cannot read or write s3:// at all. Under
+    `flink run` it repeats what the CLI did, with the same plugins."""
+    from pyflink.java_gateway import get_gateway
+
+    jvm = get_gateway().jvm
+    j_config = jvm.org.apache.flink.configuration.Configuration()
+    for key, value in config.items():
+        j_config.setString(key, value)
+    plugins = jvm.org.apache.flink.core.plugin.PluginUtils.createPluginManagerFromRootFolder(j_config)
+    jvm.org.apache.flink.core.fs.FileSystem.initialize(j_config, plugins)
+
+
 def table_env(settings: Settings, job_name: str, *, streaming: bool = True, extra: dict[str, str] | None = None):
     from pyflink.table import EnvironmentSettings, TableEnvironment
 
@@ -90,8 +108,10 @@ def table_env(settings: Settings, job_name: str, *, streaming: bool = True, extr
     mode = EnvironmentSettings.in_streaming_mode() if streaming else EnvironmentSettings.in_batch_mode()
     t_env = TableEnvironment.create(mode)
     conf = t_env.get_config()
-    for key, value in (job_config(settings, job_name) | (extra or {})).items():
+    config = job_config(settings, job_name) | (extra or {})
+    for key, value in config.items():
         conf.set(key, value)
+    initialize_file_systems(config)
     return t_env
 
 
@@ -100,6 +120,29 @@ def sql_statements(name: str, **values: object) -> list[str]:
     text = string.Template((SQL_DIR / f"{name}.sql").read_text()).substitute({k: str(v) for k, v in values.items()})
     text = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("--"))
     return [stmt.strip() for stmt in re.split(r";\s*$", text, flags=re.MULTILINE) if stmt.strip()]
+
+
+def add_sql(t_env, statement_set, name: str, **values: object) -> None:
+    """Run sql/flink/<name>.sql: DDL and views now, INSERTs into the job's statement set (one job)."""
+    for statement in sql_statements(name, **values):
+        if statement.upper().startswith("INSERT"):
+            statement_set.add_insert_sql(statement)
+        else:
+            t_env.execute_sql(statement)
+
+
+def posts_source_values(settings: Settings, *, topic: str, group_id: str, bounded: bool,
+                        watermark_s: int) -> dict[str, str]:
+    """The placeholders of sql/flink/social_posts_source.sql (the `social_posts` table) for one job."""
+    return {
+        "table_name": "social_posts", "topic": topic, "bootstrap": settings.kafka.bootstrap, "group_id": group_id,
+        "startup_mode": "earliest-offset" if bounded else "group-offsets",
+        # Bounded runs (tests, demo) read faster than the periodic watermark ticks; a watermark per event
+        # makes what is late depend on the input's order alone, the same on every run.
+        "bounded_option": "'scan.bounded.mode' = 'latest-offset', 'scan.watermark.emit.strategy' = 'on-event',"
+        if bounded else "'properties.auto.offset.reset' = 'earliest',",
+        "watermark": interval(watermark_s),
+    }
 
 
 def jdbc_options(settings: Settings, role: str = "writer") -> dict[str, str]:
@@ -119,11 +162,13 @@ def stream_env(settings: Settings, job_name: str, *, extra: dict[str, str] | Non
 
     prepare_process_environment(settings)
     config = Configuration()
-    for key, value in (job_config(settings, job_name) | (extra or {})).items():
+    values = job_config(settings, job_name) | (extra or {})
+    for key, value in values.items():
         config.set_string(key, value)
     env = StreamExecutionEnvironment.get_execution_environment(config)
     t_env = StreamTableEnvironment.create(env, EnvironmentSettings.new_instance().in_streaming_mode()
                                           .with_configuration(config).build())
+    initialize_file_systems(values)
     return env, t_env
 
 

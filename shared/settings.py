@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from shared.trends import TrendingSettings
+from shared.volume import VolumeSettings
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = PROJECT_ROOT / "config" / "streampulse.yaml"
@@ -107,6 +108,19 @@ class MinioSettings(_Section):
         return f"{self.host}:{self.port}"
 
 
+class PrometheusSettings(_Section):
+    host: Host = "127.0.0.1"
+    port: Port = 19090
+    scrape_interval_s: Annotated[int, Field(ge=1, le=300, description="whole seconds from 1 to 300")] = 5
+    retention: Annotated[str, Field(pattern=r"^\d+[hdw]$", description="a duration such as 12h, 7d or 2w")] = "7d"
+    # Flink's reporter ports (flink-conf/config.yaml: metrics.reporter.prom.port 9249-9250).
+    flink_metrics_ports: list[Port] = Field(default_factory=lambda: [9249, 9250])
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+
 class FlinkSettings(_Section):
     parallelism: Annotated[int, Field(ge=1, description="a whole number ≥ 1")] = 1
     checkpoint_interval_s: Annotated[float, Field(gt=0, description="seconds, a positive number")] = 10
@@ -133,8 +147,10 @@ class Settings(BaseSettings):
     postgres: PostgresSettings = Field(default_factory=PostgresSettings)
     redis: RedisSettings = Field(default_factory=RedisSettings)
     minio: MinioSettings = Field(default_factory=MinioSettings)
+    prometheus: PrometheusSettings = Field(default_factory=PrometheusSettings)
     flink: FlinkSettings = Field(default_factory=FlinkSettings)
     trending: TrendingSettings = Field(default_factory=TrendingSettings)
+    volume: VolumeSettings = Field(default_factory=VolumeSettings)
 
     @classmethod
     def settings_customise_sources(

@@ -122,17 +122,17 @@ def fold(state: Baseline, up_to: int, alpha: float) -> Baseline:
             keep.append((index, value))
             continue
         if done is not None:
-            mean, var, n = _absent(mean, var, n, index - done - 1, alpha)
+            mean, var, n = absent_windows(mean, var, n, index - done - 1, alpha)
         n += 1
         mean, var = ewma_step(mean, var, value, max(alpha, 1 / n))
         done = index
     if done is not None and done < up_to:
-        mean, var, n = _absent(mean, var, n, up_to - done, alpha)  # absent windows up to the edge count as 0
+        mean, var, n = absent_windows(mean, var, n, up_to - done, alpha)  # absent windows up to the edge count as 0
         done = up_to
     return replace(state, mean=mean, var=var, windows=n, folded_until=done, pending=tuple(keep))
 
 
-def _absent(mean: float, var: float, n: int, k: int, alpha: float) -> tuple[float, float, int]:
+def absent_windows(mean: float, var: float, n: int, k: int, alpha: float) -> tuple[float, float, int]:
     """k absent windows: one by one while the baseline is still a plain mean, then in closed form."""
     while k > 0 and 1 / (n + 1) > alpha:
         n, k = n + 1, k - 1

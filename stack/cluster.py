@@ -67,6 +67,7 @@ class Cluster:
         """flink-conf/config.yaml with this machine's values on top, as flat keys."""
         state = self.settings.stack.state_path / "flink"
         flink = self.settings.flink
+        ports = self.settings.prometheus.flink_metrics_ports  # the stack's Prometheus scrapes these
         config = _flatten(yaml.safe_load(BASE_CONFIG.read_text()))
         config |= {
             "rest.port": flink.rest_port,
@@ -79,6 +80,7 @@ class Cluster:
             "state.backend.type": flink.state_backend,
             "python.executable": sys.executable,
             "python.client.executable": sys.executable,
+            "metrics.reporter.prom.port": "-".join(str(p) for p in sorted({min(ports), max(ports)})),
         }
         minio = self.settings.minio
         if minio.access_key and minio.secret_key:

@@ -11,13 +11,13 @@ from pathlib import Path
 
 from shared import clients
 from shared.settings import PROJECT_ROOT, Settings, load_settings, read_env_file
-from stack.services import Kafka, Minio, Postgres, Redis, Service, new_secret
+from stack.services import Kafka, Minio, Postgres, Prometheus, Redis, Service, new_secret
 
 MIGRATIONS = PROJECT_ROOT / "sql" / "migrations"
 
 
 def services(settings: Settings) -> list[Service]:
-    return [Postgres(settings), Redis(settings), Minio(settings), Kafka(settings)]
+    return [Postgres(settings), Redis(settings), Minio(settings), Kafka(settings), Prometheus(settings)]
 
 
 def ensure_credentials(settings: Settings) -> Settings:
@@ -116,7 +116,7 @@ def status(settings: Settings, out=sys.stdout) -> bool:
     for service in services(settings):
         ok, line = service.status()
         all_up &= ok
-        print(f"{service.name:<9}{line}", file=out)
+        print(f"{service.name:<11}{line}", file=out)
     return all_up
 
 

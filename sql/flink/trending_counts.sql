@@ -6,7 +6,7 @@
 
 -- Lateness is decided once, at the source, against each post's tumbling window: late when that
 -- window's end is not after the watermark the post met (seconds since the epoch; the session time
--- zone is UTC). Late posts go to late_posts_per_window and into no window at all, so the window
+-- zone is UTC). Late posts go to late_posts (then late_posts_per_window) and into no window at all, so the window
 -- counts and the late counts always add up to the input. Deciding it here, not in the window
 -- operators, matters: the Python UDF holds watermarks back until its bundle is done, so downstream
 -- a post can look on time that was late at the source.
@@ -54,15 +54,12 @@ FROM TABLE(HOP(TABLE on_time_posts, DESCRIPTOR(created_at), ${hop_slide},
                ${hop_size}))
 GROUP BY window_start, window_end, window_time, GROUPING SETS ((source), ());
 
--- The late posts, per tumbling window of event time and source, and in the latePosts metric.
--- COUNT(*) keeps the state to one counter per window and source, so a re-sent late copy counts again.
-CREATE TEMPORARY VIEW late_posts_per_window AS
-SELECT CAST(TO_TIMESTAMP_LTZ(CAST(tumble_start_s AS BIGINT) * 1000, 3) AS TIMESTAMP(3)) AS window_start, source,
-       COUNT(*) AS posts
-FROM (SELECT tumble_start_s, count_late_post(source) AS source  -- the job's latePosts metric
-      FROM posts_with_lateness
-      WHERE watermark_s IS NOT NULL AND tumble_start_s + ${tumble_s} <= watermark_s)
-GROUP BY tumble_start_s, source;
+-- The late posts, one row each: jobs/trending.py counts them in the latePosts metric on their way to
+-- late_posts_per_window (trending_outputs.sql).
+CREATE TEMPORARY VIEW late_posts AS
+SELECT CAST(tumble_start_s AS BIGINT) AS tumble_start_s, source
+FROM posts_with_lateness
+WHERE watermark_s IS NOT NULL AND tumble_start_s + ${tumble_s} <= watermark_s;
 
 -- Input of the Python scoring stage: each keyword's sliding window (all sources) with the
 -- window's total posts, the denominator of the keyword's share (a window join), and the end of the
@@ -104,14 +101,6 @@ CREATE TABLE window_posts_sink (
     'username' = '${jdbc_user}', 'password' = '${jdbc_password}'
 );
 
-CREATE TABLE late_posts_sink (
-    window_start TIMESTAMP(3) NOT NULL, source STRING NOT NULL, posts BIGINT NOT NULL,
-    PRIMARY KEY (window_start, source) NOT ENFORCED
-) WITH (
-    'connector' = 'jdbc', 'url' = '${jdbc_url}', 'table-name' = 'late_posts',
-    'username' = '${jdbc_user}', 'password' = '${jdbc_password}'
-);
-
 INSERT INTO keyword_window_counts_sink
 SELECT 'tumble', window_start, window_end, source, keyword, posts, authors FROM keyword_tumble;
 
@@ -122,6 +111,3 @@ INSERT INTO window_posts_sink
 SELECT 'tumble', window_start, window_end, source, posts FROM posts_tumble
 UNION ALL
 SELECT 'hop', window_start, window_end, source, posts FROM posts_hop;
-
-INSERT INTO late_posts_sink
-SELECT window_start, source, posts FROM late_posts_per_window;

@@ -102,3 +102,28 @@ def test_services_reference_files_images_and_each_other_consistently(compose):
     # The topics the provisioning creates are the ones the jobs read and write.
     assert {"social.posts", "social.posts.dlq", "trends.alerts"} <= set(load_settings(with_credentials=False)
                                                                         .kafka.topics)
+
+
+def test_grafana_dashboard_queries_prometheus_for_metrics_the_project_exports():
+    from connectors.producer import ProducerMetrics
+
+    dashboard = json.loads((PROJECT_ROOT / "docker" / "grafana" / "dashboards" / "streampulse.json").read_text())
+    datasource = yaml.safe_load((PROJECT_ROOT / "docker" / "grafana" / "datasources.yml").read_text())
+    uids = {d["uid"] for d in datasource["datasources"]}
+    metrics = list(ProducerMetrics().registry.collect())
+    producer_series = {metric.name + suffix for metric in metrics for suffix in ("", "_total", "_bucket", "_sum",
+                                                                                  "_count")}
+    titles = [panel["title"] for panel in dashboard["panels"]]
+    assert len(set(titles)) == len(titles) and len({p["id"] for p in dashboard["panels"]}) == len(titles)
+    for panel in dashboard["panels"]:
+        assert panel["datasource"]["uid"] in uids, panel["title"]
+        assert panel["targets"], panel["title"]
+        for target in panel["targets"]:
+            names = set(re.findall(r"\b(?:streampulse|flink)_\w+", target["expr"]))
+            assert names, f"{panel['title']}: {target['expr']} reads no StreamPulse or Flink metric"
+            unknown = {n for n in names if n.startswith("streampulse_") and n not in producer_series}
+            assert not unknown, f"{panel['title']}: the producers export no {unknown}"
+    # What the issue asks the dashboard to show.
+    wanted = ("produced", "read by the Flink jobs", "lag", "Checkpoint duration", "Checkpoint size", "Trends emitted")
+    for word in wanted:
+        assert any(word in title for title in titles), f"no panel about {word!r}: {titles}"

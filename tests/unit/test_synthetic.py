@@ -102,6 +102,21 @@ def test_outage_silences_its_series_and_spike_multiplies_it():
     assert spike > 3 * normal
 
 
+def test_a_mix_of_sources_follows_its_weights_and_one_source_can_spike_or_go_silent():
+    mix = {"bluesky": 5, "reddit": 3, "mastodon": 2}
+    cfg = config(sources=mix, volume_events=[VolumeEvent("source:reddit", 300, 300, 0),
+                                             VolumeEvent("source:mastodon", 700, 180, 4)])
+    per_source = Counter()
+    for e in generate(cfg):
+        per_source[e.payload["source"], (e.payload["created_at"] - START) // 60_000] += 1
+    totals = {s: sum(n for (source, _), n in per_source.items() if source == s and _ < 5) for s in mix}
+    assert totals["bluesky"] > totals["reddit"] > totals["mastodon"] > 0
+    assert all(per_source["reddit", m] == 0 for m in range(5, 10)) and per_source["reddit", 10] > 0
+    assert sum(per_source["mastodon", m] for m in range(12, 14)) > 3 * sum(per_source["mastodon", m] for m in (2, 3))
+    with pytest.raises(ValueError, match="sources: expected positive weights for sources among"):
+        config(sources={"myspace": 1})
+
+
 def test_daily_rhythm_peaks_at_the_configured_hour():
     cfg = SyntheticConfig(seed=3, start_ms=START - 12 * 3_600_000, duration_s=86_400, rate=0.5, daily_amplitude=0.5,
                           daily_peak_hour=18)
@@ -130,7 +145,7 @@ def test_label_file_and_invalid_config_messages(tmp_path):
         config(rate=0)
     with pytest.raises(ValueError, match="KEYWORD:START_S"):
         Burst.parse("oops")
-    with pytest.raises(ValueError, match="lang:<code> or community:<name>"):
+    with pytest.raises(ValueError, match="lang:<code>, community:<name> or source:<name>"):
         VolumeEvent.parse("planet:mars:1:2:0")
 
 

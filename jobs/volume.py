@@ -1,0 +1,130 @@
+"""Volume job: posts per minute for every source, language and community, and their anomalies.
+
+    social.posts (Avro) ─► TUMBLE count per series (SQL) ─► Postgres volume_windows
+                            └► score (keyed by series, EWMA z-score; timers score silent minutes)
+                                 ─► Postgres volume_anomalies, Kafka volume.anomalies (transactional)
+
+Counting is Flink SQL (sql/flink/volume.sql); Python runs only on the window counts, one row per series
+and minute, with the maths in shared/volume.py. A series that goes silent sends no rows at all, so
+each series keeps an event-time timer for its next window: when the watermark passes that window and
+no row came, the window is scored as 0 posts (a drop), for as long as the baseline still expects posts.
+
+    streampulse run volume -- [--bounded] [--topic social.posts] [--anomalies-topic volume.anomalies]
+    flink run -py jobs/volume.py -- [same options]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import uuid
+
+if __package__ in (None, ""):  # `flink run -py jobs/volume.py`: make the project importable
+    sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent.parent))
+
+from pyflink.common import Row, Types
+from pyflink.datastream import KeyedProcessFunction, RuntimeContext
+from pyflink.datastream.state import ValueStateDescriptor
+
+from shared.flink import add_sql, interval, jdbc_options, posts_source_values, stream_env
+from shared.settings import Settings, load_settings
+from shared.volume import VolumeDecision, VolumeSettings, observe, still_expected
+
+log = logging.getLogger(__name__)
+
+END_OF_INPUT = 2**63 - 1  # the watermark a bounded source sends last: no later window is real
+
+ANOMALY_ROW = Types.ROW_NAMED(
+    ["dimension", "series", "window_start_ms", "window_end_ms", "posts", "baseline_mean", "baseline_std", "z",
+     "direction", "severity"],
+    [Types.STRING(), Types.STRING(), Types.LONG(), Types.LONG(), Types.LONG(), Types.DOUBLE(), Types.DOUBLE(),
+     Types.DOUBLE(), Types.STRING(), Types.STRING()])
+
+
+class ScoreSeries(KeyedProcessFunction):
+    """Per series: the baseline state, the score of each window, and a timer for the next window."""
+
+    def __init__(self, settings: VolumeSettings):
+        self.settings = settings
+        self.window_ms = settings.tumble_s * 1000
+
+    def open(self, runtime_context: RuntimeContext):
+        self.baseline = runtime_context.get_state(ValueStateDescriptor("baseline", Types.PICKLED_BYTE_ARRAY()))
+        self.key = runtime_context.get_state(ValueStateDescriptor("series", Types.PICKLED_BYTE_ARRAY()))
+        self.anomalies = runtime_context.get_metrics_group().counter("volumeAnomalies")
+
+    def process_element(self, value, ctx):
+        index = value.window_start_ms // self.window_ms
+        state = self.baseline.value()
+        if state is not None and index <= state.last_index:
+            return  # already scored (a timer took it for silent): never score a window twice
+        self.key.update((value.dimension, value.series))
+        yield from self._score(index, value.posts, ctx)
+
+    def on_timer(self, timestamp, ctx):
+        # The watermark passed the end of window `index`; had it held posts, its row would have come first.
+        index = (timestamp + 1) // self.window_ms - 1
+        state = self.baseline.value()
+        if state is None or state.last_index >= index or ctx.timer_service().current_watermark() >= END_OF_INPUT:
+            return
+        yield from self._score(index, 0, ctx)
+
+    def _score(self, index: int, posts: int, ctx):
+        state, decision = observe(self.baseline.value(), index, posts, self.settings)
+        self.baseline.update(state)
+        if still_expected(state, self.settings):
+            ctx.timer_service().register_event_time_timer((index + 2) * self.window_ms - 1)
+        if decision.is_anomaly:
+            self.anomalies.inc()
+            yield self._row(decision)
+
+    def _row(self, decision: VolumeDecision) -> Row:
+        dimension, series = self.key.value()
+        start = decision.window_index * self.window_ms
+        return Row(dimension, series, start, start + self.window_ms, decision.posts, decision.expected,
+                   decision.std, decision.z, decision.direction, decision.severity)
+
+
+def build(settings: Settings, *, topic: str, anomalies_topic: str, bounded: bool, group_id: str):
+    volume = settings.volume
+    env, t_env = stream_env(settings, "streampulse-volume", extra={"table.local-time-zone": "UTC"})
+    values = {
+        **posts_source_values(settings, topic=topic, group_id=group_id, bounded=bounded,
+                              watermark_s=volume.watermark_s),
+        "tumble": interval(volume.tumble_s), "anomalies_topic": anomalies_topic,
+        "transactional_id_prefix": f"streampulse-volume-{uuid.uuid4().hex[:8]}", **jdbc_options(settings),
+    }
+    statement_set = t_env.create_statement_set()
+    add_sql(t_env, statement_set, "social_posts_source", **values)
+    add_sql(t_env, statement_set, "volume", **values)
+    anomalies = (t_env.to_data_stream(t_env.from_path("scoring_input"))
+                 .key_by(lambda r: f"{r.dimension}|{r.series}", key_type=Types.STRING())
+                 .process(ScoreSeries(volume), output_type=ANOMALY_ROW)
+                 .uid("score-series").name("Score volume series (EWMA z-score, silent minutes)"))
+    t_env.create_temporary_view("volume_anomaly_rows", t_env.from_data_stream(anomalies))
+    add_sql(t_env, statement_set, "volume_outputs", **values)
+    statement_set.attach_as_datastream()
+    return env
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="streampulse run volume", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--topic", default="social.posts")
+    parser.add_argument("--anomalies-topic", default="volume.anomalies")
+    parser.add_argument("--group-id", default="streampulse-volume")
+    parser.add_argument("--bounded", action="store_true",
+                        help="read the topic from the start to its current end, then finish (tests, demo)")
+    args = parser.parse_args([a for a in (argv if argv is not None else sys.argv[1:]) if a != "--"])
+    settings = load_settings()
+    env = build(settings, topic=args.topic, anomalies_topic=args.anomalies_topic, bounded=args.bounded,
+                group_id=args.group_id)
+    log.info("volume job: %s → Postgres, %s", args.topic, args.anomalies_topic)
+    env.execute("streampulse-volume")
+    return 0
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr)
+    sys.exit(main())

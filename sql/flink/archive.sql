@@ -1,0 +1,47 @@
+-- The raw data lake: every valid post from social.posts as Parquet, partitioned by source, date and
+-- hour of event time (UTC), through Flink's filesystem sink. Parquet is a bulk format: a part file
+-- rolls on every checkpoint and becomes visible only when that checkpoint completes, so a replay after
+-- a failure never leaves a duplicate or a half-written file behind. A partition gets its _SUCCESS
+-- marker once the watermark has passed the partition's hour by `${commit_delay}`.
+-- Runs after social_posts_source.sql. Columns (the documented lake schema, README "The data lake"):
+--   uid, author_id, text, langs, created_at (UTC, ms), ingested_at (UTC, ms), hashtags, mentions, links,
+--   reply_parent, reply_root, community, schema_version; in the path: source=, dt=YYYY-MM-DD, hour=HH.
+CREATE TABLE posts_lake (
+    uid            STRING NOT NULL,
+    author_id      STRING NOT NULL,
+    `text`         STRING NOT NULL,
+    langs          ARRAY<STRING NOT NULL> NOT NULL,
+    created_at     TIMESTAMP(3) NOT NULL,
+    ingested_at    TIMESTAMP(3) NOT NULL,
+    hashtags       ARRAY<STRING NOT NULL> NOT NULL,
+    mentions       ARRAY<STRING NOT NULL> NOT NULL,
+    links          ARRAY<STRING NOT NULL> NOT NULL,
+    reply_parent   STRING,
+    reply_root     STRING,
+    community      STRING NOT NULL,
+    schema_version INT NOT NULL,
+    source         STRING NOT NULL,
+    dt             STRING NOT NULL,
+    `hour`         STRING NOT NULL
+) PARTITIONED BY (source, dt, `hour`) WITH (
+    'connector' = 'filesystem',
+    'path' = '${path}',
+    'format' = 'parquet',
+    -- int64 timestamp-millis (UTC) instead of Parquet's legacy INT96: what pyarrow and duckdb expect.
+    'parquet.write.int64.timestamp' = 'true',
+    'parquet.timestamp.time.unit' = 'millis',
+    'parquet.utc-timezone' = 'true',
+    'parquet.compression' = 'SNAPPY',
+    'sink.rolling-policy.file-size' = '128MB',
+    'sink.partition-commit.trigger' = 'partition-time',
+    'partition.time-extractor.timestamp-pattern' = '$$dt $$hour:00:00',
+    'sink.partition-commit.delay' = '${commit_delay}',
+    'sink.partition-commit.watermark-time-zone' = 'UTC',
+    'sink.partition-commit.policy.kind' = 'success-file'
+);
+
+INSERT INTO posts_lake
+SELECT uid, author_id, `text`, langs, CAST(created_at AS TIMESTAMP(3)), CAST(ingested_at AS TIMESTAMP(3)),
+       hashtags, mentions, links, reply_parent, reply_root, community, schema_version, source,
+       DATE_FORMAT(created_at, 'yyyy-MM-dd'), DATE_FORMAT(created_at, 'HH')
+FROM social_posts;

@@ -1,0 +1,75 @@
+"""The archive job: after a bounded run, the Parquet files in MinIO hold exactly the valid posts."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+import uuid
+from datetime import UTC, datetime
+
+import pyarrow.parquet as pq
+
+from connectors import synthetic
+from connectors.producer import PostProducer
+from shared import clients
+from shared.settings import PROJECT_ROOT
+
+START = 1_793_534_400_000  # 2026-11-01T12:00:00Z
+
+
+def test_the_lake_holds_exactly_the_valid_posts_partitioned_by_source_date_and_hour(settings, kafka_topic,
+                                                                                     dlq_topic):
+    # 2 hours and a bit of event time over three sources, 2% malformed (rejected before Kafka).
+    config = synthetic.SyntheticConfig(seed=23, start_ms=START - 20 * 60_000, duration_s=7500, rate=0.8,
+                                       sources={"bluesky": 5, "reddit": 3, "mastodon": 2}, malformed=0.02)
+    producer = PostProducer(settings, "replay", topic=kafka_topic, dlq_topic=dlq_topic)
+    for event in synthetic.generate(config):
+        producer.submit(event.payload)
+    producer.close()
+    valid = {e.uid: e.payload for e in synthetic.generate(config) if not e.expected_reject}
+    assert producer.summary.sent == len(valid) and producer.summary.rejected_total > 0
+
+    prefix = f"test-archive-{uuid.uuid4().hex[:12]}"
+    path = f"s3://{settings.minio.bucket}/{prefix}"
+    result = subprocess.run(
+        [sys.executable, "-m", "shared.cli", "run", "archive", "--", "--bounded", "--topic", kafka_topic,
+         "--group-id", f"test-{kafka_topic}", "--path", path], cwd=PROJECT_ROOT, capture_output=True, text=True,
+        timeout=900)
+    assert result.returncode == 0, f"archive job failed:\n{result.stderr[-4000:]}"
+
+    minio = clients.minio(settings)
+    bucket = settings.minio.bucket
+    try:
+        objects = [o.object_name for o in minio.list_objects(bucket, prefix=prefix + "/", recursive=True)]
+        # Files commit on checkpoints: nothing in progress, no multipart upload left open.
+        assert not [name for name in objects if "inprogress" in name or name.rsplit("/", 1)[-1].startswith(".")]
+        assert not list(minio._list_multipart_uploads(bucket, prefix=prefix).uploads)
+        parts = [name for name in objects if not name.endswith("_SUCCESS")]
+        assert parts, objects
+
+        archived: dict[str, dict] = {}
+        for name in parts:
+            partition = dict(p.split("=", 1) for p in name[len(prefix) + 1:].split("/")[:-1])
+            table = pq.read_table(io.BytesIO(minio.get_object(bucket, name).read()))
+            for row in table.to_pylist():
+                assert row["uid"] not in archived, f"{row['uid']} archived twice"
+                archived[row["uid"]] = row | partition
+        assert len(archived) == len(valid) and set(archived) == set(valid)
+
+        for uid, post in valid.items():
+            row = archived[uid]
+            created = datetime.fromtimestamp(post["created_at"] / 1000, UTC)
+            assert (row["source"], row["dt"], row["hour"]) == (post["source"], f"{created:%Y-%m-%d}",
+                                                               f"{created:%H}")
+            assert row["created_at"].replace(tzinfo=UTC) == created
+            assert (row["text"], row["langs"], row["hashtags"], row["community"]) == (
+                post["text"], post["langs"], post["hashtags"], post["community"])
+        # Each (source, date, hour) partition is marked done once the final watermark passed it.
+        partitions = {name.rsplit("/", 1)[0] for name in parts}
+        assert {name.rsplit("/", 1)[0] for name in objects if name.endswith("_SUCCESS")} == partitions
+        assert len({p.split("/")[1] for p in partitions}) == 3  # three sources
+        assert {p.split("/", 2)[2] for p in partitions} == {f"dt=2026-11-01/hour={h}" for h in (11, 12, 13)}
+    finally:
+        for name in minio.list_objects(bucket, prefix=prefix + "/", recursive=True):
+            minio.remove_object(bucket, name.object_name)

@@ -1,0 +1,93 @@
+"""The volume job on synthetic data with a scheduled spike of one source and an outage of another: both
+are anomalies with the right direction and windows, the steady source gives none, and the window counts
+equal a plain-Python recount."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+
+from connectors import synthetic
+from connectors.producer import PostProducer
+from shared import clients
+from shared.settings import PROJECT_ROOT
+from tests.integration.conftest import read_topic
+
+START = 1_793_534_400_000  # 2026-11-01T12:00:00Z
+MINUTES = 45
+OUTAGE = range(20, 25)  # reddit silent
+SPIKE = range(30, 33)  # mastodon ×4
+
+
+def minute_start(minute: int) -> datetime:
+    return datetime.fromtimestamp(START / 1000, UTC).replace(tzinfo=None) + timedelta(minutes=minute)
+
+
+def recount(posts: list[dict]) -> dict:
+    """Posts per (dimension, series, window start), independently of the job's SQL."""
+    counts = Counter()
+    for post in posts:
+        window = minute_start((post["created_at"] - START) // 60_000)
+        lang = post["langs"][0] if post["langs"] else "und"
+        counts["source", post["source"], window] += 1
+        counts["lang", f"{post['source']}/{lang}", window] += 1
+        if post["community"]:
+            counts["community", f"{post['source']}/{post['community']}", window] += 1
+    return dict(counts)
+
+
+def test_a_spike_and_an_outage_are_anomalies_and_steady_series_are_not(settings, kafka_topic, dlq_topic):
+    config = synthetic.SyntheticConfig(
+        seed=31, start_ms=START, duration_s=MINUTES * 60, rate=8.0,
+        sources={"bluesky": 5, "reddit": 3, "mastodon": 2},
+        volume_events=[synthetic.VolumeEvent("source:reddit", OUTAGE.start * 60, len(OUTAGE) * 60, 0),
+                       synthetic.VolumeEvent("source:mastodon", SPIKE.start * 60, len(SPIKE) * 60, 4)])
+    posts = [event.payload for event in synthetic.generate(config)]
+    producer = PostProducer(settings, "replay", topic=kafka_topic, dlq_topic=dlq_topic)
+    for post in posts:
+        producer.submit(post)
+    producer.close()
+    assert producer.summary.sent == len(posts)
+
+    end = minute_start(MINUTES)
+    with clients.postgres(settings, "writer") as conn:
+        for table in ("volume_windows", "volume_anomalies"):
+            conn.execute(f"DELETE FROM {table} WHERE window_start >= %s AND window_start < %s",
+                         (minute_start(0), end))
+    result = subprocess.run(
+        [sys.executable, "-m", "shared.cli", "run", "volume", "--", "--bounded", "--topic", kafka_topic,
+         "--anomalies-topic", dlq_topic, "--group-id", f"test-{kafka_topic}"],
+        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, f"volume job failed:\n{result.stderr[-4000:]}"
+
+    with clients.postgres(settings, "reader") as conn:
+        windows = conn.execute("SELECT dimension, series, window_start, posts FROM volume_windows "
+                               "WHERE window_start >= %s AND window_start < %s", (minute_start(0), end)).fetchall()
+        anomalies = conn.execute(
+            "SELECT dimension, series, window_start, posts, direction, severity FROM volume_anomalies "
+            "WHERE window_start >= %s AND window_start < %s", (minute_start(0), end)).fetchall()
+    assert {(d, s, w): n for d, s, w, n in windows} == recount(posts)
+
+    def minute(window: datetime) -> int:
+        return int((window - minute_start(0)).total_seconds() // 60)
+
+    # The sources: reddit's outage is a critical drop to 0 in each silent minute (no rows arrive for it:
+    # the job's timer scores those minutes), mastodon's spike a spike in each of its minutes, bluesky nothing.
+    by_source = {(s, minute(w), direction) for d, s, w, _, direction, _ in anomalies if d == "source"}
+    assert by_source == {("reddit", m, "drop") for m in OUTAGE} | {("mastodon", m, "spike") for m in SPIKE}
+    assert all(n == 0 and severity == "critical" for d, s, _, n, _, severity in anomalies
+               if (d, s) == ("source", "reddit"))
+    # Languages and communities of those sources may follow them, in the same minutes and direction only.
+    for dimension, series, window, _, direction, _ in anomalies:
+        family = series.split("/")[0]
+        allowed = {"reddit": ("drop", OUTAGE), "mastodon": ("spike", SPIKE)}.get(family)
+        assert allowed and direction == allowed[0] and minute(window) in allowed[1], \
+            f"unexpected anomaly: {dimension} {series} minute {minute(window)} {direction}"
+
+    # The anomalies topic (read_committed) carries the same anomalies, once each.
+    published = [json.loads(record.value) for record in read_topic(settings, dlq_topic)]
+    assert sorted((a["dimension"], a["series"], a["window_start"]) for a in published) == sorted(
+        (d, s, w.strftime("%Y-%m-%d %H:%M:%S")) for d, s, w, *_ in anomalies)
