@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from connectors.producer import (
+    DELETES_TOPIC,
     DLQ_TOPIC,
     POSTS_TOPIC,
     CursorStore,
@@ -42,6 +43,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--topic", default=POSTS_TOPIC, help=f"posts topic (default {POSTS_TOPIC})")
     common.add_argument("--dlq-topic", default=DLQ_TOPIC, help=f"dead-letter topic (default {DLQ_TOPIC})")
+    common.add_argument("--deletes-topic", default=DELETES_TOPIC,
+                        help=f"topic of deletion notices (default {DELETES_TOPIC})")
     common.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on this port (e.g. 9464)")
     common.add_argument("--cursor-name", help="cursor file name under <state>/cursors (default: derived from input)")
     common.add_argument("--no-resume", action="store_true", help="ignore a saved cursor and start from the beginning")
@@ -81,6 +84,30 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     replay.add_argument("files", nargs="+", type=Path, help=".jsonl or .avro files, in order")
     replay.add_argument("--speed", type=float, default=0.0, help="N× real time by event time; 0 = as fast as possible")
     replay.set_defaults(handler=_replay)
+
+    reddit = sources.add_parser("reddit", parents=[common], help="new submissions and comments of subreddits",
+                                description="Poll subreddits' new submissions and comments through Reddit's API "
+                                            "(app-only OAuth with reddit.client_id/client_secret, the public "
+                                            "JSON listings otherwise), resuming from the saved cursor.")
+    reddit.add_argument("--subreddit", action="append", dest="subreddits", metavar="NAME",
+                        help="repeatable; `all` for r/all (default: reddit.subreddits)")
+    reddit.add_argument("--only", choices=("submissions", "comments"), help="one kind only (default: both)")
+    reddit.add_argument("--user-agent", help="<platform>:<app id>:<version> (by /u/<username>) "
+                                             "(default: reddit.user_agent)")
+    reddit.add_argument("--polls", type=int, help="stop after this many polls (default: run until stopped)")
+    reddit.set_defaults(handler=_reddit)
+
+    mastodon = sources.add_parser("mastodon", parents=[common], help="a Mastodon instance's streaming API",
+                                  description="Stream statuses from a Mastodon instance (server-sent events), "
+                                              "backfilling every gap from the timeline API.")
+    mastodon.add_argument("--instance", help="https://host (default: mastodon.instance)")
+    mastodon.add_argument("--stream", choices=("public", "local", "remote", "hashtag"),
+                          help="default: mastodon.stream")
+    mastodon.add_argument("--tag", help="the hashtag, without #, for --stream hashtag")
+    mastodon.add_argument("--reblogs", choices=("skip", "unwrap"), help="boosts: default mastodon.reblogs")
+    mastodon.add_argument("--idle-exit-s", type=float,
+                          help="stop after this many seconds without a status (default: run until stopped)")
+    mastodon.set_defaults(handler=_mastodon)
 
 
 def _synthetic(args, settings: Settings) -> int:
@@ -156,7 +183,44 @@ def _replay(args, settings: Settings) -> int:
     return _publish(args, settings, "replay", chained(), cursor_store, None, replay.event_time)
 
 
-def _publish(args, settings, source, items, cursor_store, total, event_time) -> int:
+def _reddit(args, settings: Settings) -> int:
+    from connectors.reddit import RedditError, RedditSource
+
+    overrides = {k: v for k, v in {"subreddits": args.subreddits, "user_agent": args.user_agent}.items() if v}
+    reddit = settings.reddit.model_copy(update=overrides)
+    kinds = {"submissions": ("new",), "comments": ("comments",)}.get(args.only, ("new", "comments"))
+    name = args.cursor_name or "reddit-" + hashlib.sha256(
+        "\0".join(sorted(reddit.subreddits) + list(kinds)).encode()).hexdigest()[:12]
+    cursor_store = CursorStore.for_source(settings, name)
+    stop = StopFlag()
+    try:
+        source = RedditSource(reddit, kinds=kinds, cursor=None if args.no_resume else cursor_store.load(),
+                              stop=stop, polls=args.polls)
+    except RedditError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return _publish(args, settings, "reddit", source.items(), cursor_store, None, None, stop=stop)
+
+
+def _mastodon(args, settings: Settings) -> int:
+    from connectors.mastodon import MastodonError, MastodonSource
+
+    overrides = {"instance": args.instance, "stream": args.stream, "tag": args.tag, "reblogs": args.reblogs}
+    mastodon = settings.mastodon.model_copy(update={k: v for k, v in overrides.items() if v})
+    name = args.cursor_name or "mastodon-" + hashlib.sha256(
+        f"{mastodon.instance}\0{mastodon.stream}\0{mastodon.tag}".encode()).hexdigest()[:12]
+    cursor_store = CursorStore.for_source(settings, name)
+    stop = StopFlag()
+    try:
+        source = MastodonSource(mastodon, cursor=None if args.no_resume else cursor_store.load(), stop=stop,
+                                idle_exit_s=args.idle_exit_s)
+    except MastodonError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return _publish(args, settings, "mastodon", source.items(), cursor_store, None, None, stop=stop)
+
+
+def _publish(args, settings, source, items, cursor_store, total, event_time, stop: StopFlag | None = None) -> int:
     from tqdm import tqdm
 
     metrics = ProducerMetrics()
@@ -164,9 +228,11 @@ def _publish(args, settings, source, items, cursor_store, total, event_time) -> 
     if args.metrics_port:
         metrics.serve(args.metrics_port)
         announce = scrape_target(settings, f"producer-{source}", args.metrics_port, {"source": source})
-    producer = PostProducer(settings, source, topic=args.topic, dlq_topic=args.dlq_topic, metrics=metrics)
-    stop = StopFlag().install()
-    pacer = EventTimePacer(args.speed) if args.speed > 0 else None
+    producer = PostProducer(settings, source, topic=args.topic, dlq_topic=args.dlq_topic,
+                            deletes_topic=args.deletes_topic, metrics=metrics)
+    stop = (stop or StopFlag()).install()
+    speed = getattr(args, "speed", 0.0)  # live sources have no pace of their own
+    pacer = EventTimePacer(speed) if speed > 0 else None
     progress = tqdm(total=total, unit="post", file=sys.stderr, disable=args.no_progress, mininterval=0.5,
                     desc=f"produce {source}")
     try:

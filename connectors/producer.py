@@ -53,6 +53,7 @@ class SourceItem:
     payload: bytes | str | Mapping[str, Any]
     cursor: Any = None
     uid_hint: str | None = None  # for the DLQ key when the payload cannot be parsed
+    deleted: bool = False  # the payload is a deletion notice ({"uid", ...}) for social.deletes
 
 
 class CursorStore:
@@ -109,6 +110,7 @@ class ProduceSummary:
     sent: int = 0
     rejected: CountBy = field(default_factory=CountBy)
     errors: int = 0
+    deleted: int = 0
     elapsed_s: float = 0.0
     cursor: Any = None
 
@@ -120,7 +122,9 @@ class ProduceSummary:
         rate = self.sent / self.elapsed_s if self.elapsed_s else 0.0
         reasons = ", ".join(f"{k} {v}" for k, v in sorted(self.rejected.items())) or "none"
         timing = f", {self.elapsed_s:.1f} s, {rate:,.0f} posts/s" if self.elapsed_s else ""
-        return f"sent {self.sent:,}, rejected {self.rejected_total:,} ({reasons}), errors {self.errors:,}{timing}"
+        deletes = f", deletes {self.deleted:,}" if self.deleted else ""
+        return (f"sent {self.sent:,}, rejected {self.rejected_total:,} ({reasons}){deletes}, errors {self.errors:,}"
+                f"{timing}")
 
 
 class MissingTopic(RuntimeError):
@@ -131,14 +135,15 @@ class PostProducer:
     """Validates and publishes posts; thread-safe accounting, one instance per source process."""
 
     def __init__(self, settings: Settings, source: str, *, topic: str = POSTS_TOPIC, dlq_topic: str = DLQ_TOPIC,
-                 metrics: ProducerMetrics | None = None, max_in_flight_bytes: int = 32 * 1024 * 1024,
+                 deletes_topic: str = DELETES_TOPIC, metrics: ProducerMetrics | None = None,
+                 max_in_flight_bytes: int = 32 * 1024 * 1024,
                  linger_ms: int = 20, batch_size: int = 256 * 1024, now: Callable[[], int] = now_ms):
         from kafka import KafkaProducer
         from kafka.errors import KafkaTimeoutError
 
         from shared.clients import ServiceUnavailable
 
-        self.source, self.topic, self.dlq_topic = source, topic, dlq_topic
+        self.source, self.topic, self.dlq_topic, self.deletes_topic = source, topic, dlq_topic, deletes_topic
         self.metrics = metrics or ProducerMetrics()
         self.summary = ProduceSummary()
         self._now = now
@@ -193,6 +198,14 @@ class PostProducer:
                    json.dumps(envelope, ensure_ascii=False).encode(), None, headers=[("reason", reason.encode())])
         self.summary.rejected[reason] += 1
         self.metrics.rejected.labels(self.source, reason).inc()
+
+    def send_delete(self, notice: Mapping[str, Any]) -> None:
+        """A post was deleted at its source: {"uid", ...} to the deletes topic, keyed like the post."""
+        uid = notice.get("uid")
+        record = {"source": self.source, "deleted_at": self._now(), **notice}
+        self.send_raw(self.deletes_topic, uid.encode() if uid else None,
+                      json.dumps(record, ensure_ascii=False).encode())
+        self.summary.deleted += 1
 
     def send_raw(self, topic: str, key: bytes | None, value: bytes) -> None:
         """Other records a source owns (e.g. deletes to social.deletes), with the same accounting."""
@@ -305,7 +318,10 @@ def run_source(producer: PostProducer, items: Iterable[SourceItem], *, cursor_st
                 pacer.wait(ms, stop)
             if stop.stopping:
                 break
-            producer.submit(item.payload, uid_hint=item.uid_hint)
+            if item.deleted:
+                producer.send_delete(item.payload)
+            else:
+                producer.submit(item.payload, uid_hint=item.uid_hint)
             cursor = item.cursor if item.cursor is not None else cursor
             if progress is not None:
                 progress.update(1)

@@ -121,6 +121,30 @@ class PrometheusSettings(_Section):
         return f"http://{self.host}:{self.port}"
 
 
+class RedditSettings(_Section):
+    # Official API with an app-only OAuth token when client_id and client_secret are set; the public
+    # JSON listings (10 requests/min) otherwise.
+    base_url: Annotated[str, Field(pattern=r"^https?://\S+$", description="an http(s) URL")] = "https://www.reddit.com"
+    oauth_url: Annotated[str, Field(pattern=r"^https?://\S+$", description="an http(s) URL")] = "https://oauth.reddit.com"
+    # Reddit's required form; default and generic user agents are throttled and lying is banned.
+    user_agent: Annotated[str, Field(pattern=r"^$|^\S+:\S+:\S+ \(by /u/[\w-]+\)$",
+                                     description="<platform>:<app id>:<version> (by /u/<username>)")] = ""
+    client_id: SecretStr | None = None
+    client_secret: SecretStr | None = None
+    subreddits: list[str] = Field(default_factory=lambda: ["all"])
+    poll_interval_s: Annotated[float, Field(gt=0, description="seconds, a positive number")] = 10.0
+
+
+class MastodonSettings(_Section):
+    instance: Annotated[str, Field(pattern=r"^https?://\S+$", description="an http(s) URL")] = "https://mastodon.social"
+    # Mastodon 4.2+ streams only to a user token, public timelines included.
+    access_token: SecretStr | None = None
+    stream: Literal["public", "local", "remote", "hashtag"] = "public"
+    tag: str = ""  # for stream: hashtag
+    reblogs: Literal["skip", "unwrap"] = "skip"
+    reconnect_backoff_s: Annotated[float, Field(gt=0, description="seconds, a positive number")] = 1.0
+
+
 class FlinkSettings(_Section):
     parallelism: Annotated[int, Field(ge=1, description="a whole number ≥ 1")] = 1
     checkpoint_interval_s: Annotated[float, Field(gt=0, description="seconds, a positive number")] = 10
@@ -148,6 +172,8 @@ class Settings(BaseSettings):
     redis: RedisSettings = Field(default_factory=RedisSettings)
     minio: MinioSettings = Field(default_factory=MinioSettings)
     prometheus: PrometheusSettings = Field(default_factory=PrometheusSettings)
+    reddit: RedditSettings = Field(default_factory=RedditSettings)
+    mastodon: MastodonSettings = Field(default_factory=MastodonSettings)
     flink: FlinkSettings = Field(default_factory=FlinkSettings)
     trending: TrendingSettings = Field(default_factory=TrendingSettings)
     volume: VolumeSettings = Field(default_factory=VolumeSettings)

@@ -1,0 +1,243 @@
+"""Reddit source: new submissions and comments of chosen subreddits, polled through the official API.
+
+- Auth: an app-only OAuth token (client credentials) against oauth.reddit.com when reddit.client_id and
+  reddit.client_secret are set, renewed before it expires and after a 401; the public JSON listings of
+  www.reddit.com (10 requests/min) otherwise. Every request carries the User-Agent form Reddit asks
+  for, `<platform>:<app id>:<version> (by /u/<username>)`.
+- Polling: each listing (`/r/<sub>/new`, `/r/<sub>/comments`) is read newest first, 100 at a time; a poll
+  pages back with `after` until it reaches an item it has seen (at most 10 pages, Reddit's ~1000-item
+  depth), so a burst between polls leaves no gap, and the first poll of a new cursor takes one page.
+  Items are published oldest first and deduplicated by fullname (t3_/t1_), the Kafka key.
+- Rate limits: X-Ratelimit-Remaining/-Reset spread the requests over the window; a 429 waits Retry-After
+  (or the reset), 5xx/408 and connection errors back off exponentially with jitter.
+- Resume: the cursor holds each listing's recently seen fullnames, so a restarted producer sends nothing
+  twice and catches up on what it missed.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import re
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import requests
+
+from connectors.producer import SourceItem, StopFlag
+from shared.settings import RedditSettings
+
+log = logging.getLogger("streampulse.reddit")
+
+PAGE_LIMIT = 100  # Reddit's maximum per listing request
+MAX_PAGES = 10  # listings go no deeper than about 1000 items
+SEEN_PER_LISTING = 1000  # fullnames remembered per listing (in the cursor)
+MENTION = re.compile(r"(?<![\w/])/?u/([A-Za-z0-9_-]{3,20})")
+URL = re.compile(r"https?://[^\s<>()\[\]]+")
+USER_AGENT_FORM = re.compile(r"^\S+:\S+:\S+ \(by /u/[\w-]+\)$")
+
+
+class RedditError(RuntimeError):
+    """A request Reddit refused for good (bad credentials, private or unknown subreddit)."""
+
+
+@dataclass
+class Listing:
+    subreddit: str
+    kind: str  # "new" (submissions) or "comments"
+    seen: list[str] = field(default_factory=list)  # newest last
+
+    @property
+    def path(self) -> str:
+        return f"/r/{self.subreddit}/{self.kind}"
+
+
+def check_settings(settings: RedditSettings) -> None:
+    """Fail before any request, naming the key and the expected form."""
+    if not settings.user_agent or not USER_AGENT_FORM.match(settings.user_agent):
+        raise RedditError(
+            "reddit.user_agent is required in Reddit's form `<platform>:<app id>:<version> (by /u/<username>)`, "
+            "e.g. `linux:streampulse:0.1 (by /u/yourname)`: set STREAMPULSE_REDDIT__USER_AGENT or --user-agent")
+    if bool(settings.client_id) != bool(settings.client_secret):
+        missing = "reddit.client_secret" if settings.client_id else "reddit.client_id"
+        raise RedditError(f"{missing} is not set: app-only OAuth needs both the client id and its secret "
+                          "(STREAMPULSE_REDDIT__CLIENT_ID, STREAMPULSE_REDDIT__CLIENT_SECRET); "
+                          "leave both unset for the public JSON listings")
+
+
+class RedditClient:
+    """HTTP with Reddit's rules: token, User-Agent, rate-limit headers, retries."""
+
+    def __init__(self, settings: RedditSettings, *, sleep: Callable[[float], None] = time.sleep,
+                 stop: StopFlag | None = None, max_backoff_s: float = 60.0):
+        check_settings(settings)
+        self.settings, self._sleep, self._stop = settings, sleep, stop
+        self.session = requests.Session()
+        self.session.headers["User-Agent"] = settings.user_agent
+        self.oauth = settings.client_id is not None
+        self._token: str | None = None
+        self._token_expires = 0.0
+        self.remaining: float | None = None
+        self.reset_s: float | None = None
+        self.max_backoff_s = max_backoff_s
+        self.requests = 0
+
+    def _base(self) -> str:
+        return (self.settings.oauth_url if self.oauth else self.settings.base_url).rstrip("/")
+
+    def _fetch_token(self) -> None:
+        url = self.settings.base_url.rstrip("/") + "/api/v1/access_token"
+        response = self.session.post(url, data={"grant_type": "client_credentials"}, timeout=30,
+                                     auth=(self.settings.client_id.get_secret_value(),
+                                           self.settings.client_secret.get_secret_value()))
+        body = response.json() if response.headers.get("content-type", "").startswith("application/json") else {}
+        if response.status_code != 200 or "error" in body or "access_token" not in body:
+            raise RedditError(f"Reddit refused the app-only token at {url} (HTTP {response.status_code}: "
+                              f"{body.get('error', response.text[:200])}): check reddit.client_id and "
+                              "reddit.client_secret")
+        self._token = body["access_token"]
+        self._token_expires = time.monotonic() + float(body.get("expires_in", 3600)) - 60
+
+    def get(self, path: str, params: dict[str, Any]) -> dict:
+        url = self._base() + path + ("" if self.oauth else ".json")
+        failures = 0
+        while True:
+            self._respect_rate_limit()
+            headers = {}
+            if self.oauth:
+                if self._token is None or time.monotonic() >= self._token_expires:
+                    self._fetch_token()
+                headers["Authorization"] = f"bearer {self._token}"
+            try:
+                response = self.session.get(url, params=params, headers=headers, timeout=30)
+            except (requests.ConnectionError, requests.Timeout) as exc:
+                failures += 1
+                self._backoff(failures, f"{url}: {exc}")
+                continue
+            self.requests += 1
+            self._read_rate_limit(response)
+            status = response.status_code
+            if status == 200:
+                return response.json()
+            if status == 429:
+                wait = _number(response.headers.get("Retry-After")) or self.reset_s or 2.0 ** min(failures, 6)
+                log.warning("429 from %s: waiting %.0f s", url, wait)
+                failures += 1
+                self._wait(wait)
+            elif status == 401 and self.oauth and failures == 0:
+                self._token = None  # expired or revoked: one fresh token, then give up
+                failures += 1
+            elif status >= 500 or status == 408:
+                failures += 1
+                self._backoff(failures, f"{url}: HTTP {status}")
+            elif status in (403, 404):
+                raise RedditError(f"{url}: HTTP {status}: the subreddit is private, banned or does not exist")
+            else:
+                raise RedditError(f"{url}: HTTP {status}: {response.text[:200]}")
+
+    def _read_rate_limit(self, response: requests.Response) -> None:
+        remaining, reset = response.headers.get("X-Ratelimit-Remaining"), response.headers.get("X-Ratelimit-Reset")
+        if remaining is not None and reset is not None:  # cached responses carry none
+            self.remaining, self.reset_s = _number(remaining), _number(reset)
+
+    def _respect_rate_limit(self) -> None:
+        # Spread what remains of the window over the time left in it; wait for the reset when none is left.
+        if self.remaining is None or self.reset_s is None:
+            return
+        if self.remaining < 1:
+            self._wait(self.reset_s)
+            self.remaining = None
+        elif self.remaining < 10:
+            self._wait(self.reset_s / self.remaining)
+
+    def _backoff(self, failures: int, why: str) -> None:
+        wait = min(self.max_backoff_s, 2.0 ** (failures - 1)) * random.uniform(0.8, 1.2)
+        log.warning("%s: retrying in %.1f s (attempt %d)", why, wait, failures + 1)
+        self._wait(wait)
+
+    def _wait(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0 and not (self._stop and self._stop.stopping):
+            self._sleep(min(left, 0.5))
+
+
+def _number(value: str | None) -> float | None:
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+class RedditSource:
+    """Yields SourceItems for every new submission and comment, oldest first, polling until stopped."""
+
+    def __init__(self, settings: RedditSettings, *, kinds: tuple[str, ...] = ("new", "comments"),
+                 cursor: dict | None = None, stop: StopFlag | None = None, polls: int | None = None,
+                 client: RedditClient | None = None, sleep: Callable[[float], None] = time.sleep):
+        self.settings, self.stop, self.polls, self._sleep = settings, stop or StopFlag(), polls, sleep
+        self.client = client or RedditClient(settings, sleep=sleep, stop=self.stop)
+        seen = (cursor or {}).get("seen", {})
+        names = [sub.removeprefix("r/") for sub in settings.subreddits]
+        self.listings = [Listing(name, kind, list(seen.get(f"/r/{name}/{kind}", [])))
+                         for name in names for kind in kinds]
+
+    def cursor(self) -> dict:
+        return {"seen": {listing.path: listing.seen[-SEEN_PER_LISTING:] for listing in self.listings}}
+
+    def items(self) -> Iterator[SourceItem]:
+        poll = 0
+        while not self.stop.stopping and (self.polls is None or poll < self.polls):
+            poll += 1
+            for listing in self.listings:
+                for child in self.poll(listing):
+                    # Seen once yielded: the cursor saved after this item's acknowledgement covers it and
+                    # nothing after it, so a crash mid-poll re-reads the rest on restart.
+                    listing.seen.append(child["data"]["name"])
+                    del listing.seen[:-SEEN_PER_LISTING]
+                    yield SourceItem(to_post(child), cursor=self.cursor(), uid_hint=child["data"].get("name"))
+            if self.polls is None or poll < self.polls:
+                deadline = time.monotonic() + self.settings.poll_interval_s
+                while (left := deadline - time.monotonic()) > 0 and not self.stop.stopping:
+                    self._sleep(min(left, 0.5))
+
+    def poll(self, listing: Listing) -> list[dict]:
+        """The listing's items not seen before, oldest first."""
+        seen = set(listing.seen)
+        fresh: dict[str, dict] = {}
+        after = None
+        for _ in range(MAX_PAGES if listing.seen else 1):
+            params = {"limit": PAGE_LIMIT, "raw_json": 1} | ({"after": after} if after else {})
+            data = self.client.get(listing.path, params)["data"]
+            children = [c for c in data.get("children", []) if c.get("kind") in ("t1", "t3")]
+            new = [c for c in children if c["data"]["name"] not in seen]
+            fresh.update((c["data"]["name"], c) for c in new)
+            after = data.get("after")
+            if len(new) < len(children) or not after or not children:
+                break  # reached what the last poll saw, or the end of the listing
+        return sorted(fresh.values(), key=lambda c: (float(c["data"].get("created_utc", 0)), c["data"]["name"]))
+
+
+def to_post(child: dict) -> dict:
+    """A Listing child (t3 submission or t1 comment) as a SocialPost mapping (validated by the producer)."""
+    data = child["data"]
+    if child["kind"] == "t3":
+        text = "\n\n".join(part for part in (data.get("title", ""), data.get("selftext", "")) if part)
+        links = [] if data.get("is_self") else [data.get("url")] if data.get("url") else []
+        reply_parent = reply_root = None
+    else:
+        text = data.get("body", "")
+        links = []
+        reply_parent, reply_root = data.get("parent_id"), data.get("link_id")
+    links += [u for u in URL.findall(text) if u not in links]
+    subreddit = data.get("subreddit_name_prefixed") or f"r/{data.get('subreddit', '')}"
+    created = data.get("created_utc")
+    return {
+        "uid": data.get("name"), "source": "reddit",
+        "author_id": data.get("author_fullname") or data.get("author") or "[deleted]",
+        "text": text, "langs": [],  # Reddit has no language field
+        "created_at": int(float(created) * 1000) if isinstance(created, int | float) else created,
+        "hashtags": [], "mentions": list(dict.fromkeys(MENTION.findall(text))), "links": links,
+        "reply_parent": reply_parent, "reply_root": reply_root, "community": subreddit,
+    }

@@ -1,0 +1,119 @@
+"""A local Reddit that speaks the real formats: Listing JSON newest first with `limit`/`after` paging, the
+X-Ratelimit-* headers (used and reset as integers, remaining as a float, as prawcore parses them), the
+app-only token endpoint, bearer checks on the OAuth host, and scripted 429s and 5xx answers.
+
+Items are revealed over time: the first look at a listing shows `initial_reveal` items, and each later
+request without `after` makes `reveal_per_request` more visible, as if people kept posting between polls."""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlparse
+
+TOKEN = "fake-app-only-token"
+
+
+def submission(n: int, subreddit: str, created_utc: float) -> dict:
+    return {"kind": "t3", "data": {
+        "id": f"s{n}", "name": f"t3_s{n}", "title": f"Post {n} about #python & u/guido", "selftext": f"body {n}",
+        "is_self": n % 3 != 0, "url": f"https://example.com/article/{n}", "subreddit": subreddit,
+        "subreddit_name_prefixed": f"r/{subreddit}", "author": f"user{n % 17}", "author_fullname": f"t2_u{n % 17}",
+        "created_utc": created_utc, "permalink": f"/r/{subreddit}/comments/s{n}/post_{n}/", "score": 1}}
+
+
+def comment(n: int, subreddit: str, created_utc: float) -> dict:
+    return {"kind": "t1", "data": {
+        "id": f"c{n}", "name": f"t1_c{n}", "body": f"Comment {n}: see https://docs.python.org/3/ 👍",
+        "link_id": f"t3_s{n // 2}", "parent_id": f"t3_s{n // 2}" if n % 2 else f"t1_c{n - 1}",
+        "subreddit": subreddit, "author": f"user{n % 11}", "author_fullname": f"t2_u{n % 11}",
+        "created_utc": created_utc, "score": 1}}
+
+
+@dataclass
+class FakeReddit:
+    listings: dict[str, list[dict]]  # path (/r/x/new) → items, oldest first
+    reveal_per_request: int = 150
+    initial_reveal: int = 60  # what the listing shows at the first look
+    fail: dict[int, int] = field(default_factory=dict)  # listing request number → HTTP status (429, 503)
+    client_id: str = "fake-client"
+    client_secret: str = "fake-secret"
+    requests: list[dict] = field(default_factory=list)
+    revealed: dict[str, int] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def start(self) -> str:
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):  # quiet
+                pass
+
+            def _json(self, status: int, body: dict, headers: dict | None = None) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json; charset=UTF-8")
+                self.send_header("Content-Length", str(len(data)))
+                for key, value in (headers or {}).items():
+                    self.send_header(key, value)
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_POST(self):
+                length = int(self.headers.get("Content-Length", 0))
+                form = parse_qs(self.rfile.read(length).decode())
+                expected = base64.b64encode(f"{fake.client_id}:{fake.client_secret}".encode()).decode()
+                if urlparse(self.path).path != "/api/v1/access_token" or \
+                        self.headers.get("Authorization") != f"Basic {expected}":
+                    return self._json(401, {"message": "Unauthorized", "error": 401})
+                if form.get("grant_type") != ["client_credentials"]:
+                    return self._json(200, {"error": "unsupported_grant_type"})
+                self._json(200, {"access_token": TOKEN, "token_type": "bearer", "expires_in": 86400, "scope": "*"})
+
+            def do_GET(self):
+                url = urlparse(self.path)
+                path = url.path.removesuffix(".json")
+                params = {k: v[0] for k, v in parse_qs(url.query).items()}
+                with fake.lock:
+                    number = len(fake.requests) + 1
+                    fake.requests.append({"path": url.path, "params": params,
+                                          "user_agent": self.headers.get("User-Agent"),
+                                          "authorization": self.headers.get("Authorization")})
+                    if not url.path.endswith(".json") and self.headers.get("Authorization") != f"bearer {TOKEN}":
+                        return self._json(401, {"message": "Unauthorized", "error": 401})
+                    if path not in fake.listings:
+                        return self._json(404, {"message": "Not Found", "error": 404})
+                    limits = {"X-Ratelimit-Used": str(number), "X-Ratelimit-Remaining": f"{600.0 - number:.1f}",
+                              "X-Ratelimit-Reset": "420"}
+                    if number in fake.fail:
+                        status = fake.fail[number]
+                        extra = {"Retry-After": "1"} if status == 429 else {}
+                        return self._json(status, {"message": "scripted", "error": status}, limits | extra)
+                    items = fake.listings[path]
+                    if "after" not in params:  # a fresh look at the listing: more people have posted
+                        shown = fake.revealed.get(path)
+                        shown = fake.initial_reveal if shown is None else shown + fake.reveal_per_request
+                        fake.revealed[path] = min(len(items), shown)
+                    visible = items[:fake.revealed.get(path, 0)][::-1]  # newest first
+                    start = 0
+                    if "after" in params:
+                        names = [c["data"]["name"] for c in visible]
+                        start = names.index(params["after"]) + 1 if params["after"] in names else len(visible)
+                    limit = min(100, int(params.get("limit", 25)))
+                    page = visible[start:start + limit]
+                    after = page[-1]["data"]["name"] if start + limit < len(visible) and page else None
+                    before = page[0]["data"]["name"] if page else None
+                return self._json(200, {"kind": "Listing", "data": {
+                    "after": after, "before": before, "dist": len(page), "modhash": "", "geo_filter": "",
+                    "children": page}}, limits)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

@@ -1,0 +1,107 @@
+"""The Mastodon source against a local fake instance: a dropped stream, statuses posted while nobody
+listened (backfilled from the timeline), overlaps, an edit, a boost and a delete, every status in Kafka
+exactly once; HTML to text; a missing token named."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import Counter
+
+import pytest
+
+from connectors.mastodon import MastodonError, MastodonSource, html_to_text, to_post
+from connectors.producer import CursorStore, PostProducer, StopFlag, run_source
+from shared.post import decode
+from shared.settings import MastodonSettings
+from stack.processes import wait_until
+from tests.fakes.mastodon import TOKEN, FakeMastodon, status
+from tests.integration.conftest import read_topic
+
+
+def uri(n: int) -> str:
+    return status(n)["uri"]
+
+
+def test_statuses_arrive_once_across_a_drop_a_backfill_and_a_restart(settings, kafka_topic, dlq_topic, tmp_path):
+    edited = status(5, edited_at="2026-11-26T07:00:00.000Z", content="<p>Status 5, edited</p>")
+    boost = status(900, id=str(100_000 + 10 * 199 + 5), reblog=status(901))  # boosted right after 199
+    sessions = [
+        # 1: 0-199 live, an edit of 5, a boost (skipped), 200-249 posted but not streamed, then the line drops.
+        [("update", status(n)) for n in range(200)] + [("status.update", edited), ("update", boost),
+                                                       ("heartbeat",)]
+        + [("publish", status(n)) for n in range(200, 250)] + [("drop",)],
+        # 2: 250-299 posted before the stream is up again; 240-349 streamed (240-299 overlap the backfill),
+        # a delete of 7, then the server ends the stream cleanly.
+        [("publish", status(n)) for n in range(250, 300)] + [("update", status(n)) for n in range(240, 350)]
+        + [("delete", status(7)["id"])],
+        # 3: 350-399 live, then the stream stays open.
+        [("update", status(n)) for n in range(350, 400)] + [("hold",)],
+    ]
+    fake = FakeMastodon(sessions)
+    instance = fake.start()
+    mastodon = MastodonSettings(instance=instance, access_token=TOKEN, reconnect_backoff_s=0.05)
+    cursor_store = CursorStore(tmp_path / "mastodon.json")
+    producer = PostProducer(settings, "mastodon", topic=kafka_topic, dlq_topic=dlq_topic, deletes_topic=dlq_topic)
+    try:
+        stop = StopFlag()
+        source = MastodonSource(mastodon, cursor=cursor_store.load(), stop=stop)
+        done = threading.Thread(target=run_source, args=(producer, source.items()),
+                                kwargs={"cursor_store": cursor_store, "stop": stop}, daemon=True)
+        done.start()
+        wait_until(lambda: producer.summary.sent >= 401 and producer.summary.deleted == 1, 120,
+                   what="400 statuses, an edit and a delete through the source")
+        stop.stopping = True
+        done.join(60)
+        assert not done.is_alive()
+    finally:
+        fake.stop()
+    producer.close()
+
+    assert source.connections == 3 and cursor_store.load() == {"last_id": status(399)["id"]}
+    records = read_topic(settings, kafka_topic)
+    posts = [decode(r.value) for r in records]
+    assert Counter(p.uid for p in posts) == Counter({uri(n): 1 for n in range(400)} | {uri(5): 2})  # + the edit
+    assert uri(900) not in {p.uid for p in posts} and uri(901) not in {p.uid for p in posts}
+    assert [p.text for p in posts if p.uid == uri(5)][-1] == "Status 5, edited"
+    deletes = [json.loads(r.value) for r in read_topic(settings, dlq_topic) if r.key == uri(7).encode()]
+    assert deletes and deletes[0]["uid"] == uri(7) and deletes[0]["local_id"] == status(7)["id"]
+    sample = next(p for p in posts if p.uid == uri(42))
+    assert (sample.text, sample.hashtags, sample.langs) == ("Status 42 about #fediverse", ("fediverse",), ("en",))
+    assert sample.community == instance.removeprefix("http://") and sample.author_id == "https://remote.example/@u6"
+    assert any("min_id" in params for params in fake.timeline_requests)
+
+    # A restart from the cursor backfills only what came after the last status it sent.
+    late = FakeMastodon([[("publish", status(n)) for n in range(400, 430)] + [("hold",)]])
+    late.timeline = {int(status(n)["id"]): status(n) for n in range(430)}
+    restarted = MastodonSource(mastodon.model_copy(update={"instance": late.start()}), cursor=cursor_store.load(),
+                               idle_exit_s=1.5)
+    try:
+        items = list(restarted.items())
+    finally:
+        late.stop()
+    assert [item.payload["uid"] for item in items] == [uri(n) for n in range(400, 430)]
+
+
+@pytest.mark.parametrize(("html", "text", "links"), [
+    ("<p>Hello <a href=\"https://example.com/a/very/long/path\" rel=\"nofollow\"><span class=\"invisible\">https://"
+     "</span><span class=\"ellipsis\">example.com/a/very/lon</span><span class=\"invisible\">g/path</span></a></p>",
+     "Hello https://example.com/a/very/long/path", ["https://example.com/a/very/long/path"]),
+    ("<p>First line<br>second &amp; third &lt;b&gt; 🎉</p><p>New paragraph</p>",
+     "First line\nsecond & third <b> 🎉\n\nNew paragraph", []),
+    ("<p><span class=\"h-card\"><a href=\"https://m.example/@bob\" class=\"u-url mention\">@<span>bob</span></a>"
+     "</span> hi <a href=\"https://m.example/tags/rust\" class=\"mention hashtag\" rel=\"tag\">#<span>Rust</span>"
+     "</a></p>", "@bob hi #Rust", []),
+    ("<p>مرحبا بالعالم&nbsp;&#128512;</p>", "مرحبا بالعالم 😀", []),
+    ("", "", []),
+])
+def test_html_to_text(html, text, links):
+    assert html_to_text(html) == (text, links)
+
+
+def test_boosts_are_skipped_or_unwrapped_and_a_missing_token_is_named():
+    boost = status(3, reblog=status(4, html="<p>original</p>"))
+    assert to_post(boost, "fake.social", "skip") is None
+    assert to_post(boost, "fake.social", "unwrap")["uid"] == uri(4)
+    with pytest.raises(MastodonError, match=r"mastodon\.access_token is not set"):
+        MastodonSource(MastodonSettings(instance="http://127.0.0.1:9"))
