@@ -85,6 +85,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     replay.add_argument("--speed", type=float, default=0.0, help="N× real time by event time; 0 = as fast as possible")
     replay.set_defaults(handler=_replay)
 
+    bluesky = sources.add_parser("bluesky", parents=[common], help="the Bluesky firehose (or Jetstream)",
+                                 description="Read app.bsky.feed.post creates and deletes from the full firehose "
+                                             "(com.atproto.sync.subscribeRepos) or, with --jetstream, from "
+                                             "Jetstream's JSON stream; resumes from the saved cursor.")
+    bluesky.add_argument("--jetstream", action="store_true", help="Jetstream v1 JSON instead of the firehose")
+    bluesky.add_argument("--endpoint", help="ws(s):// base: the relay's /xrpc (default bluesky.firehose_url) or "
+                                            "Jetstream's /subscribe (default bluesky.jetstream_url)")
+    bluesky.add_argument("--idle-exit-s", type=float,
+                         help="stop after this many seconds without a frame (default: run until stopped)")
+    bluesky.set_defaults(handler=_bluesky)
+
     reddit = sources.add_parser("reddit", parents=[common], help="new submissions and comments of subreddits",
                                 description="Poll subreddits' new submissions and comments through Reddit's API "
                                             "(app-only OAuth with reddit.client_id/client_secret, the public "
@@ -181,6 +192,20 @@ def _replay(args, settings: Settings) -> int:
             yield from items
 
     return _publish(args, settings, "replay", chained(), cursor_store, None, replay.event_time)
+
+
+def _bluesky(args, settings: Settings) -> int:
+    from connectors.bluesky import FirehoseSource, JetstreamSource
+
+    key = "jetstream_url" if args.jetstream else "firehose_url"
+    bluesky = settings.bluesky.model_copy(update={key: args.endpoint} if args.endpoint else {})
+    name = args.cursor_name or "bluesky-" + hashlib.sha256(getattr(bluesky, key).encode()).hexdigest()[:12]
+    cursor_store = CursorStore.for_source(settings, name)
+    stop = StopFlag()
+    source_class = JetstreamSource if args.jetstream else FirehoseSource
+    source = source_class(bluesky, cursor=None if args.no_resume else cursor_store.load(), stop=stop,
+                          idle_exit_s=args.idle_exit_s)
+    return _publish(args, settings, "bluesky", source.items(), cursor_store, None, None, stop=stop)
 
 
 def _reddit(args, settings: Settings) -> int:

@@ -54,6 +54,7 @@ class SourceItem:
     cursor: Any = None
     uid_hint: str | None = None  # for the DLQ key when the payload cannot be parsed
     deleted: bool = False  # the payload is a deletion notice ({"uid", ...}) for social.deletes
+    rejected: tuple[str, str] | None = None  # (reason, detail): the source could not read it; to the DLQ as is
 
 
 class CursorStore:
@@ -318,7 +319,9 @@ def run_source(producer: PostProducer, items: Iterable[SourceItem], *, cursor_st
                 pacer.wait(ms, stop)
             if stop.stopping:
                 break
-            if item.deleted:
+            if item.rejected:
+                producer.reject(item.payload, *item.rejected, uid_hint=item.uid_hint)
+            elif item.deleted:
                 producer.send_delete(item.payload)
             else:
                 producer.submit(item.payload, uid_hint=item.uid_hint)

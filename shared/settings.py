@@ -121,6 +121,17 @@ class PrometheusSettings(_Section):
         return f"http://{self.host}:{self.port}"
 
 
+class BlueskySettings(_Section):
+    # The relay's XRPC base (the client appends /com.atproto.sync.subscribeRepos) and Jetstream's v1 endpoint.
+    firehose_url: Annotated[str, Field(pattern=r"^wss?://\S+$", description="a ws:// or wss:// URL")] = (
+        "wss://bsky.network/xrpc")
+    jetstream_url: Annotated[str, Field(pattern=r"^wss?://\S+$", description="a ws:// or wss:// URL")] = (
+        "wss://jetstream2.us-east.bsky.network/subscribe")
+    reconnect_backoff_s: Annotated[float, Field(gt=0, description="seconds, a positive number")] = 1.0
+    max_backoff_s: Annotated[float, Field(gt=0, description="seconds, a positive number")] = 64.0
+    jetstream_rewind_s: Annotated[float, Field(ge=0, description="seconds, a number ≥ 0")] = 5.0
+
+
 class RedditSettings(_Section):
     # Official API with an app-only OAuth token when client_id and client_secret are set; the public
     # JSON listings (10 requests/min) otherwise.
@@ -172,6 +183,7 @@ class Settings(BaseSettings):
     redis: RedisSettings = Field(default_factory=RedisSettings)
     minio: MinioSettings = Field(default_factory=MinioSettings)
     prometheus: PrometheusSettings = Field(default_factory=PrometheusSettings)
+    bluesky: BlueskySettings = Field(default_factory=BlueskySettings)
     reddit: RedditSettings = Field(default_factory=RedditSettings)
     mastodon: MastodonSettings = Field(default_factory=MastodonSettings)
     flink: FlinkSettings = Field(default_factory=FlinkSettings)
