@@ -59,6 +59,10 @@ def window_count_job(topic: str, group_id: str) -> int:
     t_env = table_env(settings, "streampulse-bench-window-count", extra={"table.local-time-zone": "UTC"})
     values = {**posts_source_values(settings, topic=topic, group_id=group_id, bounded=True,
                                     watermark_s=trending.watermark_s),
+              # Periodic watermarks, as an unbounded job has: a watermark per event (what bounded jobs use to
+              # make lateness reproducible) costs the window operators a timer check per record, several
+              # times the whole count on RocksDB (measured 397 s against 78 s for 20,000 posts).
+              "bounded_option": "'scan.bounded.mode' = 'latest-offset',",
               "tumble": interval(trending.tumble_s), "hop_size": interval(trending.hop_size_s),
               "hop_slide": interval(trending.hop_slide_s)}
     statements = t_env.create_statement_set()

@@ -126,9 +126,7 @@ class _Stream:
             wait = min(self.settings.max_backoff_s, self.settings.reconnect_backoff_s * 2 ** (failures - 1))
             wait *= random.uniform(0.5, 1.5)
             log.info("reconnecting in %.1f s", wait)
-            deadline = time.monotonic() + wait
-            while time.monotonic() < deadline and not self.stop.stopping:
-                time.sleep(min(0.1, wait))
+            self.stop.sleep(wait)
 
 
 # -- the firehose ----------------------------------------------------------------------------------------------

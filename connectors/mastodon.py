@@ -21,9 +21,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Iterator
-from datetime import datetime
 from html.parser import HTMLParser
-from typing import Any
 from urllib.parse import urlparse
 
 from connectors.producer import SourceItem, StopFlag
@@ -75,17 +73,6 @@ def html_to_text(html: str) -> tuple[str, list[str]]:
     return re.sub(r"\n{3,}", "\n\n", text).strip(), list(dict.fromkeys(parser.links))
 
 
-def _millis(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return int(value.timestamp() * 1000)
-    if isinstance(value, str):  # status.update events keep their dates as strings
-        try:
-            return int(datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp() * 1000)
-        except ValueError:
-            return value  # the producer rejects it with the reason
-    return value
-
-
 def to_post(status: dict, host: str, reblogs: str = "skip") -> dict | None:
     """A Mastodon Status as a SocialPost mapping, or None for a boost that is skipped."""
     if status.get("reblog"):
@@ -103,7 +90,7 @@ def to_post(status: dict, host: str, reblogs: str = "skip") -> dict | None:
         "uid": status.get("uri"), "source": "mastodon",
         "author_id": account.get("url") or account.get("acct"),
         "text": text, "langs": [status["language"]] if status.get("language") else [],
-        "created_at": _millis(status.get("created_at")),
+        "created_at": status.get("created_at"),  # a datetime, or an ISO string in status.update events
         "hashtags": [tag["name"] for tag in status.get("tags") or [] if tag.get("name")],
         "mentions": [m["acct"] for m in status.get("mentions") or [] if m.get("acct")],
         "links": links, "community": host,
@@ -204,9 +191,7 @@ class MastodonSource:
             wait = min(60.0, self.settings.reconnect_backoff_s * 2 ** max(0, failures - 1)) * random.uniform(0.8, 1.2)
             log.warning("stream from %s ended (%s): backfilling and reconnecting in %.1f s", self.host,
                         closed if isinstance(closed, Exception) else "closed by the server", wait)
-            deadline = time.monotonic() + wait
-            while time.monotonic() < deadline and not self.stop.stopping:
-                time.sleep(0.1)
+            self.stop.sleep(wait)
 
     def _drain(self):
         """Live events until the connection ends (returns its exception, or True) or the source stops (None)."""

@@ -286,6 +286,13 @@ class StopFlag:
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
 
+    def sleep(self, seconds: float, sleep: Callable[[float], None] = time.sleep) -> None:
+        """Wait `seconds`, or less if a stop signal comes: sources wait through this between polls and
+        reconnects so that SIGTERM never waits out a long backoff."""
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0 and not self.stopping:
+            sleep(min(left, 0.2))
+
 
 class EventTimePacer:
     """Releases items at `speed`× real time by their event time; speed 0 means as fast as possible."""

@@ -73,7 +73,7 @@ class RedditClient:
     def __init__(self, settings: RedditSettings, *, sleep: Callable[[float], None] = time.sleep,
                  stop: StopFlag | None = None, max_backoff_s: float = 60.0):
         check_settings(settings)
-        self.settings, self._sleep, self._stop = settings, sleep, stop
+        self.settings, self._sleep, self._stop = settings, sleep, stop or StopFlag()
         self.session = requests.Session()
         self.session.headers["User-Agent"] = settings.user_agent
         self.oauth = settings.client_id is not None
@@ -82,7 +82,6 @@ class RedditClient:
         self.remaining: float | None = None
         self.reset_s: float | None = None
         self.max_backoff_s = max_backoff_s
-        self.requests = 0
 
     def _base(self) -> str:
         return (self.settings.oauth_url if self.oauth else self.settings.base_url).rstrip("/")
@@ -116,7 +115,6 @@ class RedditClient:
                 failures += 1
                 self._backoff(failures, f"{url}: {exc}")
                 continue
-            self.requests += 1
             self._read_rate_limit(response)
             status = response.status_code
             if status == 200:
@@ -158,9 +156,7 @@ class RedditClient:
         self._wait(wait)
 
     def _wait(self, seconds: float) -> None:
-        deadline = time.monotonic() + seconds
-        while (left := deadline - time.monotonic()) > 0 and not (self._stop and self._stop.stopping):
-            self._sleep(min(left, 0.5))
+        self._stop.sleep(seconds, self._sleep)
 
 
 def _number(value: str | None) -> float | None:
@@ -198,9 +194,7 @@ class RedditSource:
                     del listing.seen[:-SEEN_PER_LISTING]
                     yield SourceItem(to_post(child), cursor=self.cursor(), uid_hint=child["data"].get("name"))
             if self.polls is None or poll < self.polls:
-                deadline = time.monotonic() + self.settings.poll_interval_s
-                while (left := deadline - time.monotonic()) > 0 and not self.stop.stopping:
-                    self._sleep(min(left, 0.5))
+                self.stop.sleep(self.settings.poll_interval_s, self._sleep)
 
     def poll(self, listing: Listing) -> list[dict]:
         """The listing's items not seen before, oldest first."""

@@ -4,7 +4,8 @@
                            on s3://<minio.bucket>/posts, or a local folder when no MinIO is configured
 
 Pure Flink SQL (sql/flink/archive.sql). Part files commit on checkpoints, so what the lake holds is
-exactly what the checkpoints covered: no duplicate after a restart, no half-written file.
+exactly what the checkpoints covered: no duplicate after a restart, no half-written file; a post that a
+producer re-sent is archived once (the first copy per uid).
 
     streampulse run archive -- [--bounded] [--topic social.posts] [--path s3://bucket/posts | file:///dir]
     flink run -py jobs/archive.py -- [same options]
@@ -24,6 +25,8 @@ from shared.settings import Settings, load_settings
 
 log = logging.getLogger(__name__)
 
+DEDUPE_TTL_S = 86_400
+
 
 def default_path(settings: Settings) -> str:
     """The lake on MinIO when the stack's keys are known, else a folder under the state folder."""
@@ -33,10 +36,12 @@ def default_path(settings: Settings) -> str:
 
 
 def build(settings: Settings, *, topic: str, path: str, bounded: bool, group_id: str, commit_delay_s: int):
-    env, t_env = stream_env(settings, "streampulse-archive", extra={"table.local-time-zone": "UTC"})
+    # The only state is the uids seen by the deduplication: kept a day, far longer than any re-send.
+    env, t_env = stream_env(settings, "streampulse-archive",
+                            extra={"table.local-time-zone": "UTC", "table.exec.state.ttl": f"{DEDUPE_TTL_S} s"})
     values = {**posts_source_values(settings, topic=topic, group_id=group_id, bounded=bounded,
                                     watermark_s=settings.trending.watermark_s),
-              "path": path, "commit_delay": f"{commit_delay_s} s"}
+              "path": path, "commit_delay": f"{commit_delay_s} s", "dedupe_ttl": f"{DEDUPE_TTL_S} s"}
     statement_set = t_env.create_statement_set()
     for name in ("social_posts_source", "archive"):
         add_sql(t_env, statement_set, name, **values)

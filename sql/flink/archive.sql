@@ -40,8 +40,16 @@ CREATE TABLE posts_lake (
     'sink.partition-commit.policy.kind' = 'success-file'
 );
 
+-- A post re-sent by a producer (a restart after a crash re-sends what it had not recorded as done) is
+-- archived once: the first copy per uid is kept, the uid remembered for `${dedupe_ttl}` (state TTL).
+CREATE TEMPORARY VIEW first_copies AS
+SELECT * FROM (
+    SELECT *, ROW_NUMBER() OVER (PARTITION BY uid ORDER BY arrived) AS copy
+    FROM (SELECT *, PROCTIME() AS arrived FROM social_posts)
+) WHERE copy = 1;
+
 INSERT INTO posts_lake
 SELECT uid, author_id, `text`, langs, CAST(created_at AS TIMESTAMP(3)), CAST(ingested_at AS TIMESTAMP(3)),
        hashtags, mentions, links, reply_parent, reply_root, community, schema_version, source,
        DATE_FORMAT(created_at, 'yyyy-MM-dd'), DATE_FORMAT(created_at, 'HH')
-FROM social_posts;
+FROM first_copies;

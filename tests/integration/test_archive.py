@@ -1,4 +1,5 @@
-"""The archive job: after a bounded run, the Parquet files in MinIO hold exactly the valid posts."""
+"""The archive job: after a bounded run, the Parquet files in MinIO hold exactly the valid posts, each once
+although some were sent twice."""
 
 from __future__ import annotations
 
@@ -20,15 +21,17 @@ START = 1_793_534_400_000  # 2026-11-01T12:00:00Z
 
 def test_the_lake_holds_exactly_the_valid_posts_partitioned_by_source_date_and_hour(settings, kafka_topic,
                                                                                      dlq_topic):
-    # 2 hours and a bit of event time over three sources, 2% malformed (rejected before Kafka).
+    # 2 hours and a bit of event time over three sources, 2% malformed (rejected before Kafka), 3% re-sent.
     config = synthetic.SyntheticConfig(seed=23, start_ms=START - 20 * 60_000, duration_s=7500, rate=0.8,
-                                       sources={"bluesky": 5, "reddit": 3, "mastodon": 2}, malformed=0.02)
+                                       sources={"bluesky": 5, "reddit": 3, "mastodon": 2}, malformed=0.02,
+                                       duplicate=0.03)
     producer = PostProducer(settings, "replay", topic=kafka_topic, dlq_topic=dlq_topic)
     for event in synthetic.generate(config):
         producer.submit(event.payload)
     producer.close()
     valid = {e.uid: e.payload for e in synthetic.generate(config) if not e.expected_reject}
-    assert producer.summary.sent == len(valid) and producer.summary.rejected_total > 0
+    copies = sum(1 for e in synthetic.generate(config) if e.is_duplicate)
+    assert copies > 0 and producer.summary.sent == len(valid) + copies and producer.summary.rejected_total > 0
 
     prefix = f"test-archive-{uuid.uuid4().hex[:12]}"
     path = f"s3://{settings.minio.bucket}/{prefix}"
