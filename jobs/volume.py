@@ -3,6 +3,7 @@
     social.posts (Avro) ─► TUMBLE count per series (SQL) ─► Postgres volume_windows
                             └► score (keyed by series, EWMA z-score; timers score silent minutes)
                                  ─► Postgres volume_anomalies, Kafka volume.anomalies (transactional)
+    social.posts.dlq (JSON) ─► TUMBLE count per source and reason ─► Postgres rejected_posts
 
 Counting is Flink SQL (sql/flink/volume.sql); Python runs only on the window counts, one row per series
 and minute, with the maths in shared/volume.py. A series that goes silent sends no rows at all, so
@@ -10,6 +11,7 @@ each series keeps an event-time timer for its next window: when the watermark pa
 no row came, the window is scored as 0 posts (a drop), for as long as the baseline still expects posts.
 
     streampulse run volume -- [--bounded] [--topic social.posts] [--anomalies-topic volume.anomalies]
+                              [--dlq-topic social.posts.dlq]
     flink run -py jobs/volume.py -- [same options]
 """
 
@@ -86,13 +88,13 @@ class ScoreSeries(KeyedProcessFunction):
                    decision.std, decision.z, decision.direction, decision.severity)
 
 
-def build(settings: Settings, *, topic: str, anomalies_topic: str, bounded: bool, group_id: str):
+def build(settings: Settings, *, topic: str, anomalies_topic: str, dlq_topic: str, bounded: bool, group_id: str):
     volume = settings.volume
     env, t_env = stream_env(settings, "streampulse-volume", extra={"table.local-time-zone": "UTC"})
     values = {
         **posts_source_values(settings, topic=topic, group_id=group_id, bounded=bounded,
                               watermark_s=volume.watermark_s),
-        "tumble": interval(volume.tumble_s), "anomalies_topic": anomalies_topic,
+        "tumble": interval(volume.tumble_s), "anomalies_topic": anomalies_topic, "dlq_topic": dlq_topic,
         "transactional_id_prefix": f"streampulse-volume-{uuid.uuid4().hex[:8]}", **jdbc_options(settings),
     }
     statement_set = t_env.create_statement_set()
@@ -113,13 +115,14 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--topic", default="social.posts")
     parser.add_argument("--anomalies-topic", default="volume.anomalies")
+    parser.add_argument("--dlq-topic", default="social.posts.dlq", help="counted per minute into rejected_posts")
     parser.add_argument("--group-id", default="streampulse-volume")
     parser.add_argument("--bounded", action="store_true",
                         help="read the topic from the start to its current end, then finish (tests, demo)")
     args = parser.parse_args([a for a in (argv if argv is not None else sys.argv[1:]) if a != "--"])
     settings = load_settings()
-    env = build(settings, topic=args.topic, anomalies_topic=args.anomalies_topic, bounded=args.bounded,
-                group_id=args.group_id)
+    env = build(settings, topic=args.topic, anomalies_topic=args.anomalies_topic, dlq_topic=args.dlq_topic,
+                bounded=args.bounded, group_id=args.group_id)
     log.info("volume job: %s → Postgres, %s", args.topic, args.anomalies_topic)
     env.execute("streampulse-volume")
     return 0

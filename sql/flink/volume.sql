@@ -35,3 +35,41 @@ CREATE TABLE volume_windows_sink (
 
 INSERT INTO volume_windows_sink
 SELECT dimension, series, window_start, window_end, posts FROM volume_per_window;
+
+-- The dead-letter topic's envelopes ({reason, source, rejected_at, ...}, JSON), counted per minute of
+-- rejection, source and reason into rejected_posts: the "late and rejected data" dashboard's other half.
+CREATE TABLE rejected_events (
+    reason        STRING,
+    source        STRING,
+    rejected_at   BIGINT,
+    rejected_time AS TO_TIMESTAMP_LTZ(rejected_at, 3),
+    WATERMARK FOR rejected_time AS rejected_time - ${watermark}
+) WITH (
+    'connector' = 'kafka',
+    'topic' = '${dlq_topic}',
+    'properties.bootstrap.servers' = '${bootstrap}',
+    'properties.group.id' = '${group_id}',
+    'scan.startup.mode' = '${startup_mode}',
+    ${bounded_option}
+    'format' = 'json',
+    'json.ignore-parse-errors' = 'true'
+);
+
+CREATE TABLE rejected_posts_sink (
+    window_start TIMESTAMP(3) NOT NULL, window_end TIMESTAMP(3) NOT NULL, source STRING NOT NULL,
+    reason STRING NOT NULL, posts BIGINT NOT NULL,
+    PRIMARY KEY (window_start, source, reason) NOT ENFORCED
+) WITH (
+    'connector' = 'jdbc', 'url' = '${jdbc_url}', 'table-name' = 'rejected_posts',
+    'username' = '${jdbc_user}', 'password' = '${jdbc_password}'
+);
+
+CREATE TEMPORARY VIEW rejected_rows AS
+SELECT COALESCE(source, 'unknown') AS source, COALESCE(reason, 'unknown') AS reason, rejected_time
+FROM rejected_events
+WHERE rejected_at IS NOT NULL;
+
+INSERT INTO rejected_posts_sink
+SELECT window_start, window_end, source, reason, COUNT(*)
+FROM TABLE(TUMBLE(TABLE rejected_rows, DESCRIPTOR(rejected_time), ${tumble}))
+GROUP BY window_start, window_end, source, reason;

@@ -7,8 +7,11 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import uuid
 from collections import Counter
 from datetime import UTC, datetime, timedelta
+
+from kafka.admin import NewTopic
 
 from connectors import synthetic
 from connectors.producer import PostProducer
@@ -42,26 +45,36 @@ def recount(posts: list[dict]) -> dict:
 def test_a_spike_and_an_outage_are_anomalies_and_steady_series_are_not(settings, kafka_topic, dlq_topic):
     config = synthetic.SyntheticConfig(
         seed=31, start_ms=START, duration_s=MINUTES * 60, rate=8.0,
-        sources={"bluesky": 5, "reddit": 3, "mastodon": 2},
+        sources={"bluesky": 5, "reddit": 3, "mastodon": 2}, malformed=0.001,
         volume_events=[synthetic.VolumeEvent("source:reddit", OUTAGE.start * 60, len(OUTAGE) * 60, 0),
                        synthetic.VolumeEvent("source:mastodon", SPIKE.start * 60, len(SPIKE) * 60, 4)])
-    posts = [event.payload for event in synthetic.generate(config)]
-    producer = PostProducer(settings, "replay", topic=kafka_topic, dlq_topic=dlq_topic)
-    for post in posts:
-        producer.submit(post)
+    events = list(synthetic.generate(config))
+    posts = [event.payload for event in events if not event.expected_reject]
+    producer = PostProducer(settings, "synthetic", topic=kafka_topic, dlq_topic=dlq_topic)
+    for event in events:
+        producer.submit(event.payload)
     producer.close()
-    assert producer.summary.sent == len(posts)
+    assert producer.summary.sent == len(posts) and producer.summary.rejected_total > 0
+    anomalies_topic = f"test.anomalies.{uuid.uuid4().hex[:12]}"
+    admin = clients.kafka_admin(settings)
+    admin.create_topics([NewTopic(anomalies_topic, 1, 1)])
 
     end = minute_start(MINUTES)
     with clients.postgres(settings, "writer") as conn:
         for table in ("volume_windows", "volume_anomalies"):
             conn.execute(f"DELETE FROM {table} WHERE window_start >= %s AND window_start < %s",
                          (minute_start(0), end))
-    result = subprocess.run(
-        [sys.executable, "-m", "shared.cli", "run", "volume", "--", "--bounded", "--topic", kafka_topic,
-         "--anomalies-topic", dlq_topic, "--group-id", f"test-{kafka_topic}"],
-        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=900)
-    assert result.returncode == 0, f"volume job failed:\n{result.stderr[-4000:]}"
+        conn.execute("DELETE FROM rejected_posts WHERE source = 'synthetic'")
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "shared.cli", "run", "volume", "--", "--bounded", "--topic", kafka_topic,
+             "--anomalies-topic", anomalies_topic, "--dlq-topic", dlq_topic, "--group-id", f"test-{kafka_topic}"],
+            cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=900)
+        assert result.returncode == 0, f"volume job failed:\n{result.stderr[-4000:]}"
+        published = [json.loads(record.value) for record in read_topic(settings, anomalies_topic)]
+    finally:
+        admin.delete_topics([anomalies_topic])
+        admin.close()
 
     with clients.postgres(settings, "reader") as conn:
         windows = conn.execute("SELECT dimension, series, window_start, posts FROM volume_windows "
@@ -87,7 +100,12 @@ def test_a_spike_and_an_outage_are_anomalies_and_steady_series_are_not(settings,
         assert allowed and direction == allowed[0] and minute(window) in allowed[1], \
             f"unexpected anomaly: {dimension} {series} minute {minute(window)} {direction}"
 
+    # The producer's rejects, counted per minute and reason from the dead-letter topic.
+    with clients.postgres(settings, "reader") as conn:
+        rejected = conn.execute("SELECT reason, sum(posts) FROM rejected_posts WHERE source = 'synthetic' "
+                                "GROUP BY reason").fetchall()
+    assert dict(rejected) == dict(producer.summary.rejected)
+
     # The anomalies topic (read_committed) carries the same anomalies, once each.
-    published = [json.loads(record.value) for record in read_topic(settings, dlq_topic)]
     assert sorted((a["dimension"], a["series"], a["window_start"]) for a in published) == sorted(
         (d, s, w.strftime("%Y-%m-%d %H:%M:%S")) for d, s, w, *_ in anomalies)
