@@ -164,6 +164,7 @@ class FlinkSettings(_Section):
     # times faster for the windows' COUNT(DISTINCT) state while it fits in memory.
     state_backend: Literal["rocksdb", "hashmap"] = "rocksdb"
     rest_port: Annotated[int, Field(ge=1, le=65535, description="a TCP port number")] = 8081  # cluster Web UI
+    taskmanagers: Annotated[int, Field(ge=1, le=8, description="a whole number from 1 to 8")] = 1  # cluster up
     # Where checkpoints go; empty = <state_dir>/flink/checkpoints. A cluster whose processes do not
     # share a disk (docker-compose) needs a shared store such as s3://<bucket>/checkpoints.
     checkpoint_dir: Annotated[str, Field(pattern=r"^((file|s3|s3a|s3p)://\S+)?$",

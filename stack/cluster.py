@@ -30,7 +30,6 @@ from stack.processes import ManagedProcess, tail, wait_until
 from stack.services import StackError
 
 BASE_CONFIG = PROJECT_ROOT / "flink-conf" / "config.yaml"
-ROLES = ("jobmanager", "taskmanager")
 
 
 def flink_home() -> Path:
@@ -56,8 +55,11 @@ class Cluster:
         self.home = settings.stack.state_path / "flink" / "cluster"
         self.conf_dir = self.home / "conf"
         self.log_dir = self.home / "log"
+        # The first TaskManager keeps its plain name; more (flink.taskmanagers) are taskmanager-2, -3, ...
+        self.roles = ["jobmanager", "taskmanager"] + [f"taskmanager-{n}" for n in
+                                                       range(2, settings.flink.taskmanagers + 1)]
         self.processes = {role: ManagedProcess(f"flink-{role}", settings.stack.state_path / "run",
-                                               self.log_dir / f"{role}.out") for role in ROLES}
+                                               self.log_dir / f"{role}.out") for role in self.roles}
 
     @property
     def rest_url(self) -> str:
@@ -122,26 +124,30 @@ class Cluster:
 
     def up(self, out=sys.stderr) -> None:
         self.write_conf()
-        for role in ROLES:
-            pid = self.processes[role].start([str(flink_home() / "bin" / f"{role}.sh"), "start-foreground"],
+        for role in self.roles:
+            script = role.split("-")[0]
+            # A TaskManager's resource id is its role: the REST API's /taskmanagers names the process.
+            args = ["-D", f"taskmanager.resource-id={role}"] if script == "taskmanager" else []
+            pid = self.processes[role].start([str(flink_home() / "bin" / f"{script}.sh"), "start-foreground", *args],
                                              env=self.env())
             print(f"flink {role}: pid {pid}", file=out)
         try:
-            wait_until(lambda: self.overview().get("taskmanagers", 0) >= 1, self.settings.stack.start_timeout_s,
-                       what=f"the Flink cluster at {self.rest_url} with a TaskManager")
+            wanted = len(self.roles) - 1
+            wait_until(lambda: self.overview().get("taskmanagers", 0) >= wanted, self.settings.stack.start_timeout_s,
+                       what=f"the Flink cluster at {self.rest_url} with {wanted} TaskManager(s)")
         except TimeoutError as exc:
             logs = "\n".join(f"--- {p.log_file}\n{tail(p.log_file)}" for p in self.processes.values())
             raise StackError(f"{exc}\n{logs}") from None
         print(f"flink: Web UI and REST API at {self.rest_url}", file=out)
 
     def down(self, out=sys.stderr) -> None:
-        for role in reversed(ROLES):
+        for role in reversed(self.roles):
             if self.processes[role].stop():
                 print(f"flink {role}: stopped", file=out)
 
     def status(self, out=sys.stdout) -> bool:
         ok = True
-        for role in ROLES:
+        for role in self.roles:
             pid = self.processes[role].pid()
             ok &= pid is not None
             print(f"flink-{role:<12} {'up' if pid else 'down':<8} pid {pid}" if pid else

@@ -22,7 +22,8 @@ from shared.settings import PROJECT_ROOT
 from stack.cluster import Cluster
 from stack.processes import wait_until
 from stack.services import Prometheus
-from tests.integration.test_trending_job import SAMPLE, as_utc, recompute
+from tests.integration.test_trending_job import SAMPLE, as_utc
+from tests.oracle import recompute
 
 DASHBOARD = PROJECT_ROOT / "docker" / "grafana" / "dashboards" / "streampulse.json"
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections import Counter, defaultdict
+from collections import Counter
 from datetime import UTC, datetime
 
 from connectors.producer import PostProducer
@@ -14,23 +14,14 @@ from shared import clients
 from shared.keywords import extract_keywords
 from shared.settings import PROJECT_ROOT
 from tests.integration.conftest import read_topic
+from tests.oracle import expected_trends, recompute
 
 SAMPLE = PROJECT_ROOT / "connectors" / "samples" / "sample.jsonl"
 LABELS = PROJECT_ROOT / "connectors" / "samples" / "sample.labels.json"
 
 
-def recompute(posts: list[dict], size_ms: int, slide_ms: int) -> dict:
-    """(window_start, source, keyword) -> (posts, authors), counted independently of the job's SQL."""
-    uids, authors = defaultdict(set), defaultdict(set)
-    for post in posts:
-        keywords = extract_keywords(post["text"], post["hashtags"], post["langs"])
-        first = (post["created_at"] - size_ms) // slide_ms * slide_ms + slide_ms
-        for start in range(first, post["created_at"] + 1, slide_ms):
-            for keyword in keywords:
-                for source in ("*", post["source"]):
-                    uids[start, source, keyword].add(post["uid"])
-                    authors[start, source, keyword].add(post["author_id"])
-    return {key: (len(uids[key]), len(authors[key])) for key in uids}
+def as_ms(value: datetime) -> int:
+    return int(value.replace(tzinfo=UTC).timestamp() * 1000)
 
 
 def as_utc(ms: int) -> datetime:
@@ -73,6 +64,12 @@ def test_trending_job_counts_exactly_and_reports_the_burst(settings, kafka_topic
         trends = conn.execute("SELECT window_start, window_end, keyword, trend_rank FROM trends "
                               "WHERE window_end > %s AND window_start <= %s", (as_utc(first_ms), as_utc(last_ms))
                               ).fetchall()
+        scored = conn.execute("SELECT window_end, keyword, trend_rank, posts, authors, z, sample_uids FROM trends "
+                              "WHERE window_end > %s AND window_start <= %s", (as_utc(first_ms), as_utc(last_ms))
+                              ).fetchall()
+    # Every trend, with its rank, counts, z and samples, is what the batch oracle derives from the raw posts.
+    assert sorted((as_ms(end), k, r, n, a, round(z, 6), s) for end, k, r, n, a, z, s in scored) == \
+        expected_trends(posts, trending, last_ms + trending.hop_size_s * 1000)
 
     # Every labelled burst trends, inside its own time (start, end + one sliding window]; nothing else does,
     # and in particular not the sample's heaviest steady words.
