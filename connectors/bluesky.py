@@ -5,10 +5,10 @@ Firehose: binary WebSocket frames, each a DAG-CBOR header and body, decoded with
 path is checked before any CAR is decoded, so other collections cost next to nothing): creates become
 SocialPosts (uid = the at:// URI, author = the repo DID), deletes go to social.deletes.
 
-- Resume: the cursor is the seq of the last commit whose posts are all acknowledged; a reconnect asks
-  for `?cursor=<seq>` and the server replays from that seq inclusive, so replays (and duplicate seqs)
-  are dropped by seq. Reconnects back off exponentially with jitter, reset after a connection that
-  lasted a minute.
+- Resume: the cursor is the seq of the last commit whose posts are all acknowledged (plus, after a stop
+  in the middle of a commit, how many of its posts were); a reconnect asks for `?cursor=<seq>` and the
+  server replays from that seq inclusive, so replays (and duplicate seqs) are dropped by seq. Reconnects
+  back off exponentially with jitter, reset after a connection that lasted a minute.
 - A frame that does not decode goes to the dead-letter topic with its bytes; the stream goes on.
 - `#info OutdatedCursor`: the server no longer has the events after our cursor; the size of the gap is
   logged when the next commit shows where the stream resumed. Error frames (`FutureCursor`,
@@ -134,13 +134,19 @@ class FirehoseSource:
     def __init__(self, settings: BlueskySettings, *, cursor: dict | None = None, stop: StopFlag | None = None,
                  idle_exit_s: float | None = None):
         self.settings, self.stop = settings, stop or StopFlag()
-        self.seq: int | None = (cursor or {}).get("seq")
+        cursor = cursor or {}
+        self.seq: int | None = cursor.get("seq")
+        # A stop in the middle of a commit: how many of its items were already sent (they are not again).
+        self.partial: tuple[int, int] | None = ((cursor["partial_seq"], cursor["partial_sent"])
+                                                if "partial_seq" in cursor else None)
         self.stream = _Stream(settings, self.stop, idle_exit_s)
         self.outdated_from: int | None = None
         self.frames = self.skipped_replays = 0
 
     def url(self) -> str:
-        query = f"?{urlencode({'cursor': self.seq})}" if self.seq is not None else ""
+        # Resume at the last whole commit, or at the commit that was cut short when no whole one came before.
+        seq = self.seq if self.seq is not None else (self.partial[0] if self.partial else None)
+        query = f"?{urlencode({'cursor': seq})}" if seq is not None else ""
         return f"{self.settings.firehose_url.rstrip('/')}/com.atproto.sync.subscribeRepos{query}"
 
     def items(self) -> Iterator[SourceItem]:
@@ -184,10 +190,15 @@ class FirehoseSource:
         ops = [op for op in body.get("ops") or [] if str(op.get("path", "")).startswith(POST + "/")]
         items = list(self._post_items(seq, repo, body, ops, message)) if ops else []
         previous, self.seq = self.seq, seq
+        already = self.partial[1] if self.partial and self.partial[0] == seq else 0
+        self.partial = None
         for i, item in enumerate(items):
-            # Only the commit's last item carries its seq: a crash in the middle replays the whole commit.
-            item.cursor = {"seq": seq} if i == len(items) - 1 else ({"seq": previous} if previous else None)
-            yield item
+            # The commit's last item carries its seq; an earlier one says how far into the commit it is, so a
+            # restart after it replays the commit and skips what was sent.
+            item.cursor = {"seq": seq} if i == len(items) - 1 else {
+                **({"seq": previous} if previous is not None else {}), "partial_seq": seq, "partial_sent": i + 1}
+            if i >= already:
+                yield item
 
     def _post_items(self, seq: int, repo: str, body: dict, ops: list[dict], message: bytes) -> Iterator[SourceItem]:
         try:

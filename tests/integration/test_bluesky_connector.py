@@ -105,6 +105,22 @@ def test_ten_thousand_posts_arrive_once_through_disconnects_a_duplicate_and_a_ma
     assert (sample.text, sample.langs, sample.author_id) == ("post 42 #firehose", ("en",), did(42))
 
 
+def test_a_stop_in_the_middle_of_a_commit_resumes_after_what_was_sent():
+    from tests.fakes.bluesky import commit_frame
+
+    three = commit_frame(7, "did:plc:x", [("create", f"{POST}/3k{n}", post_record(f"p{n}", created(n)))
+                                         for n in range(3)])
+    for sent in (1, 2):
+        for previous in (None, 6):
+            source = FirehoseSource(BlueskySettings(), cursor={"seq": previous} if previous else None)
+            cursor = list(source.read(three))[sent - 1].cursor  # the last item acknowledged before the stop
+            resumed = FirehoseSource(BlueskySettings(), cursor=cursor)
+            assert resumed.url().endswith(f"?cursor={previous or 7}")  # the cut commit is replayed
+            assert [i.payload["uid"][-3:] for i in resumed.read(three)] == [f"3k{n}" for n in range(sent, 3)]
+    whole = list(FirehoseSource(BlueskySettings()).read(three))[-1].cursor
+    assert whole == {"seq": 7} and not list(FirehoseSource(BlueskySettings(), cursor=whole).read(three))
+
+
 def test_an_outdated_cursor_is_logged_with_the_size_of_the_gap(settings, caplog):
     steps = [("commit", seq, "did:plc:x", [("create", f"{POST}/3k{seq:010d}", post_record(f"p{seq}", created(seq)))])
              for seq in range(100, 110)]
