@@ -65,11 +65,7 @@ def main() -> int:
                      else ["--anomalies-topic", side, "--dlq-topic", side])
         job_id = cli("submit", args.job, "--", *job_args).strip().splitlines()[-1]
 
-        def running() -> bool:
-            job = cluster.request("GET", f"/jobs/{job_id}")
-            return job["state"] == "RUNNING" and all(v["status"] == "RUNNING" for v in job["vertices"])
-
-        while not running():
+        while not cluster.running_job(job_id):
             time.sleep(0.5)
         producer = subprocess.Popen(
             [sys.executable, "-m", "shared.cli", "produce", "synthetic", "--rate", str(args.rate), "--duration",
@@ -101,7 +97,7 @@ def main() -> int:
 
         def restarted() -> bool:
             failures = cluster.request("GET", f"/jobs/{job_id}/exceptions")["exceptionHistory"]["entries"]
-            return bool(failures) and running()
+            return bool(failures) and cluster.running_job(job_id) is not None
 
         while not restarted():
             time.sleep(0.2)

@@ -53,7 +53,6 @@ class ScoreSeries(KeyedProcessFunction):
 
     def open(self, runtime_context: RuntimeContext):
         self.baseline = runtime_context.get_state(ValueStateDescriptor("baseline", Types.PICKLED_BYTE_ARRAY()))
-        self.key = runtime_context.get_state(ValueStateDescriptor("series", Types.PICKLED_BYTE_ARRAY()))
         self.anomalies = runtime_context.get_metrics_group().counter("volumeAnomalies")
 
     def process_element(self, value, ctx):
@@ -61,7 +60,6 @@ class ScoreSeries(KeyedProcessFunction):
         state = self.baseline.value()
         if state is not None and index <= state.last_index:
             return  # already scored (a timer took it for silent): never score a window twice
-        self.key.update((value.dimension, value.series))
         yield from self._score(index, value.posts, ctx)
 
     def on_timer(self, timestamp, ctx):
@@ -79,10 +77,10 @@ class ScoreSeries(KeyedProcessFunction):
             ctx.timer_service().register_event_time_timer((index + 2) * self.window_ms - 1)
         if decision.is_anomaly:
             self.anomalies.inc()
-            yield self._row(decision)
+            yield self._row(decision, ctx.get_current_key())
 
-    def _row(self, decision: VolumeDecision) -> Row:
-        dimension, series = self.key.value()
+    def _row(self, decision: VolumeDecision, key: str) -> Row:
+        dimension, series = key.split("|", 1)  # the key_by below: dimension|series
         start = decision.window_index * self.window_ms
         return Row(dimension, series, start, start + self.window_ms, decision.posts, decision.expected,
                    decision.std, decision.z, decision.direction, decision.severity)

@@ -174,6 +174,11 @@ class Cluster:
                              "start it with `streampulse cluster up`") from None
         return json.loads(text) if text.strip() else {}
 
+    def running_job(self, job_id: str) -> dict | None:
+        """The job's details if it and every one of its tasks are RUNNING, else None."""
+        job = self.request("GET", f"/jobs/{job_id}")
+        return job if job["state"] == "RUNNING" and all(v["status"] == "RUNNING" for v in job["vertices"]) else None
+
     def overview(self) -> dict:
         return self.request("GET", "/overview")
 

@@ -80,6 +80,22 @@ def producer_with_metrics(settings):
     assert process.returncode in (0, -15), f"the producer failed:\n{stderr[-3000:]}"
 
 
+def clear_windows(settings, first_ms: int, last_ms: int) -> None:
+    """Remove the trending job's rows for the sample's span, so that a test sees only its own."""
+    with clients.postgres(settings, "writer") as conn:
+        for table in ("keyword_window_counts", "window_posts", "trends"):
+            conn.execute(f"DELETE FROM {table} WHERE window_end > %s AND window_start <= %s",
+                         (as_utc(first_ms), as_utc(last_ms)))
+
+
+def produce(settings, topic: str, dlq_topic: str, posts: list[dict]) -> None:
+    producer = PostProducer(settings, "replay", topic=topic, dlq_topic=dlq_topic)
+    for post in posts:
+        producer.submit(post)
+    producer.close()
+    assert producer.summary.sent == len(posts)
+
+
 def dashboard_queries() -> list[tuple[str, str]]:
     panels = json.loads(DASHBOARD.read_text())["panels"]
     return [(panel["title"], target["expr"]) for panel in panels for target in panel["targets"]]
@@ -99,28 +115,17 @@ def test_submit_savepoint_resubmit_goes_on_without_loss_or_duplicates(settings, 
     posts = [json.loads(line) for line in SAMPLE.read_text().splitlines()]
     first_ms, last_ms = posts[0]["created_at"], max(p["created_at"] for p in posts)
     split_ms = first_ms + 30 * 60_000  # the second half is produced while the job is stopped
-    with clients.postgres(settings, "writer") as conn:
-        for table in ("keyword_window_counts", "window_posts", "trends"):
-            conn.execute(f"DELETE FROM {table} WHERE window_end > %s AND window_start <= %s",
-                         (as_utc(first_ms), as_utc(last_ms)))
+    clear_windows(settings, first_ms, last_ms)
 
-    def produce(selected):
-        producer = PostProducer(settings, "replay", topic=dlq_topic, dlq_topic=kafka_topic)
-        for post in selected:
-            producer.submit(post)
-        producer.close()
-        assert producer.summary.sent == len(selected)
+    def produce_sample(selected):
+        produce(settings, dlq_topic, kafka_topic, selected)  # one partition: the sample's own order
 
-    produce([p for p in posts if p["created_at"] < split_ms])  # one partition: the sample's own order
+    produce_sample([p for p in posts if p["created_at"] < split_ms])
     job_args = ["--", "--topic", dlq_topic, "--alerts-topic", kafka_topic, "--group-id", f"test-{dlq_topic}"]
     job_id = cli("submit", "trending", *job_args).strip().splitlines()[-1]
     assert re.fullmatch(r"[0-9a-f]{32}", job_id), job_id
 
-    def running():
-        job = cluster.request("GET", f"/jobs/{job_id}")
-        return job if job["state"] == "RUNNING" and all(v["status"] == "RUNNING" for v in job["vertices"]) else None
-
-    job = wait_until(running, 300, what=f"job {job_id} RUNNING")
+    job = wait_until(lambda: cluster.running_job(job_id), 300, what=f"job {job_id} RUNNING")
     names = " | ".join(v["name"] for v in job["vertices"])
     assert "Score keywords (EWMA z-score)" in names and "Rank trends per window" in names, names
     assert job_id in cli("jobs")
@@ -148,7 +153,7 @@ def test_submit_savepoint_resubmit_goes_on_without_loss_or_duplicates(settings, 
     # metric (PyFlink shows a Python counter once it has moved) and in no window.
     with clients.postgres(settings, "writer") as conn:
         conn.execute("DELETE FROM late_posts WHERE window_start = %s", (as_utc(first_ms // 60_000 * 60_000),))
-    produce([posts[0] | {"uid": f"{posts[0]['uid']}-late-copy"}])
+    produce_sample([posts[0] | {"uid": f"{posts[0]['uid']}-late-copy"}])
     wait_until(lambda: sum(scrape(p, "flink_taskmanager_job_task_operator_latePosts") for p in flink_ports) == 1,
                120, what="latePosts = 1 on the TaskManager's Prometheus endpoint")
 
@@ -178,7 +183,7 @@ def test_submit_savepoint_resubmit_goes_on_without_loss_or_duplicates(settings, 
     savepoint = cli("savepoint", job_id, "--cancel").strip().splitlines()[-1]
     wait_until(lambda: cluster.request("GET", f"/jobs/{job_id}")["state"] == "CANCELED", 120,
                what=f"job {job_id} CANCELED")
-    produce([p for p in posts if p["created_at"] >= split_ms])
+    produce_sample([p for p in posts if p["created_at"] >= split_ms])
     resumed = cli("submit", "trending", "--from-savepoint", savepoint, *job_args).strip().splitlines()[-1]
     wait_until(lambda: cluster.request("GET", f"/jobs/{resumed}")["state"] == "RUNNING", 300,
                what=f"job {resumed} RUNNING from {savepoint}")

@@ -12,13 +12,12 @@ from datetime import datetime
 
 import pytest
 
-from connectors.producer import PostProducer
 from shared import clients
 from shared.settings import load_settings
 from stack.cluster import Cluster
 from stack.processes import pid_alive, wait_until
 from tests.integration.conftest import read_topic
-from tests.integration.test_cluster import cli, hop_counts
+from tests.integration.test_cluster import clear_windows, cli, hop_counts, produce
 from tests.integration.test_trending_job import SAMPLE, as_ms, as_utc
 from tests.oracle import expected_trends, recompute
 
@@ -40,26 +39,12 @@ def test_a_killed_taskmanager_is_replaced_and_every_sink_equals_the_oracle(setti
     first_ms, last_ms = posts[0]["created_at"], max(p["created_at"] for p in posts)
     split_ms = first_ms + 25 * 60_000  # the rest is produced after the kill
     clients.redis(settings).delete("streampulse:trends:current", "streampulse:trends:current:meta")
-    with clients.postgres(settings, "writer") as conn:
-        for table in ("keyword_window_counts", "window_posts", "trends"):
-            conn.execute(f"DELETE FROM {table} WHERE window_end > %s AND window_start <= %s",
-                         (as_utc(first_ms), as_utc(last_ms)))
-
-    def produce(selected):
-        producer = PostProducer(settings, "replay", topic=dlq_topic, dlq_topic=kafka_topic)
-        for post in selected:
-            producer.submit(post)
-        producer.close()
-
-    produce([p for p in posts if p["created_at"] < split_ms])  # one partition: the sample's own order
+    clear_windows(settings, first_ms, last_ms)
+    # One partition: the sample's own order.
+    produce(settings, dlq_topic, kafka_topic, [p for p in posts if p["created_at"] < split_ms])
     job_id = cli("submit", "trending", "--", "--topic", dlq_topic, "--alerts-topic", kafka_topic,
                  "--group-id", f"test-{dlq_topic}").strip().splitlines()[-1]
-
-    def running() -> bool:
-        job = cluster.request("GET", f"/jobs/{job_id}")
-        return job["state"] == "RUNNING" and all(v["status"] == "RUNNING" for v in job["vertices"])
-
-    wait_until(running, 300, what=f"job {job_id} RUNNING")
+    wait_until(lambda: cluster.running_job(job_id), 300, what=f"job {job_id} RUNNING")
     size, slide = trending.hop_size_s * 1000, trending.hop_slide_s * 1000
     expected = {(as_utc(start), source, keyword): counts
                 for (start, source, keyword), counts in recompute(posts, size, slide).items()}
@@ -86,11 +71,11 @@ def test_a_killed_taskmanager_is_replaced_and_every_sink_equals_the_oracle(setti
 
     def restarted() -> bool:
         failures = cluster.request("GET", f"/jobs/{job_id}/exceptions")["exceptionHistory"]["entries"]
-        return bool(failures) and running()
+        return bool(failures) and cluster.running_job(job_id) is not None
 
     wait_until(restarted, 180, what=f"job {job_id} RUNNING again after losing {busy[0]}")
     print(f"\nkill -9 {busy[0]} → RUNNING again in {time.monotonic() - killed:.1f} s")  # informative, not asserted
-    produce([p for p in posts if p["created_at"] >= split_ms])
+    produce(settings, dlq_topic, kafka_topic, [p for p in posts if p["created_at"] >= split_ms])
 
     # Every closed window (the last posts hold the watermark at their time − 30 s) equals the oracle.
     closed_end = last_ms - trending.watermark_s * 1000 - slide
