@@ -92,7 +92,7 @@ def main() -> int:
             time.sleep(0.5)
         busy = [tm["id"] for tm in cluster.request("GET", "/taskmanagers")["taskmanagers"]
                 if tm["freeSlots"] < tm["slotsNumber"]]
-        os.kill(cluster.processes[busy[0]].pid(), signal.SIGKILL)
+        os.kill(cluster.worker_pid(busy[0]), signal.SIGKILL)
         killed = time.monotonic()
 
         def restarted() -> bool:

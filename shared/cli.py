@@ -41,6 +41,34 @@ def _stack(args, settings) -> int:
     raise AssertionError(args.action)
 
 
+def _superset(args, settings) -> int:
+    from stack import manager
+    from stack.services import new_secret
+    from stack.superset import Superset, check_secrets
+
+    if args.action == "up":
+        if not settings.superset.production:  # local use: generated, never a default
+            settings = manager.ensure_credentials(settings, {
+                "STREAMPULSE_SUPERSET__SECRET_KEY": lambda: new_secret() + new_secret(),
+                "STREAMPULSE_SUPERSET__ADMIN_PASSWORD": new_secret})
+        check_secrets(settings)
+        Superset(settings).up()
+        return 0
+    superset = Superset(settings)
+    if args.action == "import":
+        superset.import_bundle()
+        return 0
+    if args.action == "down":
+        print("superset: stopped" if superset.stop() else "superset: was not running", file=sys.stderr)
+        return 0
+    if args.action == "status":
+        pid = superset.process.pid()
+        up = pid is not None and superset.ready()
+        print(f"superset   {'up' if up else 'down':<8} {superset.url}" + (f"  pid {pid}" if pid else ""))
+        return 0 if up else 3
+    raise AssertionError(args.action)
+
+
 def _jars(args, settings) -> int:
     from stack import jars
 
@@ -176,6 +204,19 @@ def build_parser() -> argparse.ArgumentParser:
     cancel = sub.add_parser("cancel", help="cancel a running job")
     cancel.add_argument("job_id")
     cancel.set_defaults(handler=_cancel)
+
+    superset = sub.add_parser(
+        "superset", help="Apache Superset dashboards over the sink tables (own venv, SQLite metadata)",
+        description="Install Superset into its own venv when needed, start it and import the Trends and Volume & "
+        "Health dashboards (dashboards/superset/bundle). Admin password and secret key: "
+        f"{ENV_PREFIX}SUPERSET__ADMIN_PASSWORD / {ENV_PREFIX}SUPERSET__SECRET_KEY, generated for local use; "
+        "required with superset.production.")
+    superset_actions = superset.add_subparsers(dest="action", required=True, metavar="ACTION")
+    superset_actions.add_parser("up", help="install, prepare the metadata, start and import the dashboards")
+    superset_actions.add_parser("import", help="import the bundle again into the running Superset")
+    superset_actions.add_parser("status", help="exit 0 when Superset answers, 3 otherwise")
+    superset_actions.add_parser("down", help="stop the Superset this command started")
+    superset.set_defaults(handler=_superset)
 
     demo = sub.add_parser("demo", help="replay the bundled sample through the trending job and print the trends")
     demo.set_defaults(handler=_demo)

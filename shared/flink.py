@@ -12,9 +12,24 @@ import sys
 import sysconfig
 from pathlib import Path
 
+import yaml
+
 from shared.settings import PROJECT_ROOT, Settings
 
 SQL_DIR = PROJECT_ROOT / "sql" / "flink"
+FLINK_CONF = PROJECT_ROOT / "flink-conf" / "config.yaml"
+
+
+def flatten(tree: dict, prefix: str = "") -> dict[str, object]:
+    """Nested YAML keys as Flink's dotted ones: {"a": {"b": 1}} -> {"a.b": 1}."""
+    flat: dict[str, object] = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat |= flatten(value, name + ".")
+        else:
+            flat[name] = value
+    return flat
 
 
 def prepare_process_environment(settings: Settings) -> None:
@@ -70,11 +85,9 @@ def job_config(settings: Settings, job_name: str) -> dict[str, str]:
         "execution.checkpointing.dir": flink.checkpoint_dir or (settings.stack.state_path / "flink"
                                                                 / "checkpoints").as_uri(),
         "table.exec.source.idle-timeout": "5 s",
-        # Recover by itself from a lost worker or broker, but fail a broken job instead of looping forever.
-        "restart-strategy.type": "exponential-delay",
-        "restart-strategy.exponential-delay.initial-backoff": "1 s",
-        "restart-strategy.exponential-delay.max-backoff": "30 s",
-        "restart-strategy.exponential-delay.attempts-before-reset-backoff": "5",
+        # The cluster's restart strategy: a job recovers the same way embedded and submitted.
+        **{key: str(value) for key, value in flatten(
+            {"restart-strategy": yaml.safe_load(FLINK_CONF.read_text())["restart-strategy"]}).items()},
     }
     if settings.minio.access_key and settings.minio.secret_key:
         config |= {

@@ -121,6 +121,24 @@ class PrometheusSettings(_Section):
         return f"http://{self.host}:{self.port}"
 
 
+class SupersetSettings(_Section):
+    host: Host = "127.0.0.1"
+    port: Port = 18088
+    # Superset's metadata (SQLite) and logs; default <state>/superset. Its venv stays in <state>/superset-venv.
+    home: Path | None = Field(None, description="a folder path (relative to the project root)")
+    admin_user: Annotated[str, Field(min_length=1, description="a user name")] = "admin"
+    admin_password: SecretStr | None = None
+    secret_key: SecretStr | None = None
+    # Production: the secret key and admin password must come from the environment, never be generated
+    # or a known default.
+    production: bool = False
+    workers: Annotated[int, Field(ge=1, le=32, description="gunicorn worker processes, 1 to 32")] = 2
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+
 class BlueskySettings(_Section):
     # The relay's XRPC base (the client appends /com.atproto.sync.subscribeRepos) and Jetstream's v1 endpoint.
     firehose_url: Annotated[str, Field(pattern=r"^wss?://\S+$", description="a ws:// or wss:// URL")] = (
@@ -184,6 +202,7 @@ class Settings(BaseSettings):
     redis: RedisSettings = Field(default_factory=RedisSettings)
     minio: MinioSettings = Field(default_factory=MinioSettings)
     prometheus: PrometheusSettings = Field(default_factory=PrometheusSettings)
+    superset: SupersetSettings = Field(default_factory=SupersetSettings)
     bluesky: BlueskySettings = Field(default_factory=BlueskySettings)
     reddit: RedditSettings = Field(default_factory=RedditSettings)
     mastodon: MastodonSettings = Field(default_factory=MastodonSettings)

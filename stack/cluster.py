@@ -6,7 +6,8 @@
     streampulse savepoint JOB_ID [--cancel]
     streampulse cancel JOB_ID
 
-One JobManager and one TaskManager, started from the PyFlink wheel's own scripts (the same Flink
+One JobManager and one TaskManager (more with flink.taskmanagers), each TaskManager restarted by a
+supervising loop when it exits, started from the PyFlink wheel's own scripts (the same Flink
 the embedded jobs run on), with flink-conf/config.yaml plus what belongs to this machine: the
 checkpoint and savepoint folders under the state folder (or flink.checkpoint_dir), the venv's Python
 for the workers, MinIO's keys for s3://. Web UI and REST API on http://localhost:<flink.rest_port>.
@@ -25,28 +26,27 @@ from pathlib import Path
 
 import yaml
 
+from shared.flink import FLINK_CONF, flatten
 from shared.settings import PROJECT_ROOT, Settings
-from stack.processes import ManagedProcess, tail, wait_until
+from stack.processes import ManagedProcess, children, tail, wait_until
 from stack.services import StackError
 
-BASE_CONFIG = PROJECT_ROOT / "flink-conf" / "config.yaml"
+# A TaskManager exits on a fatal error — among them an exception while a failing task closes its operators,
+# which the JDBC sink throws when PostgreSQL is down (JdbcOutputFormat.close rethrows the failed flush) —
+# and in a standalone cluster nothing starts it again: the jobs would wait for slots for ever. Like
+# Kubernetes, or `restart: unless-stopped` in docker-compose.yml, this loop restarts it; SIGTERM (cluster
+# down) stops the TaskManager and the loop.
+SUPERVISE = (
+    'trap \'kill -TERM "$child" 2>/dev/null; wait "$child"; exit 0\' TERM INT; '
+    'while true; do "$@" & child=$!; wait "$child"; status=$?; '
+    'echo "$(date -Is) supervisor: $0 exited with status $status, starting it again in 1 s"; sleep 1; done'
+)
 
 
 def flink_home() -> Path:
     import pyflink
 
     return Path(pyflink.__file__).parent
-
-
-def _flatten(tree: dict, prefix: str = "") -> dict[str, object]:
-    flat: dict[str, object] = {}
-    for key, value in tree.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            flat |= _flatten(value, name + ".")
-        else:
-            flat[name] = value
-    return flat
 
 
 class Cluster:
@@ -70,7 +70,7 @@ class Cluster:
         state = self.settings.stack.state_path / "flink"
         flink = self.settings.flink
         ports = self.settings.prometheus.flink_metrics_ports  # the stack's Prometheus scrapes these
-        config = _flatten(yaml.safe_load(BASE_CONFIG.read_text()))
+        config = flatten(yaml.safe_load(FLINK_CONF.read_text()))
         config |= {
             "rest.port": flink.rest_port,
             "rest.address": "localhost",
@@ -126,10 +126,11 @@ class Cluster:
         self.write_conf()
         for role in self.roles:
             script = role.split("-")[0]
-            # A TaskManager's resource id is its role: the REST API's /taskmanagers names the process.
-            args = ["-D", f"taskmanager.resource-id={role}"] if script == "taskmanager" else []
-            pid = self.processes[role].start([str(flink_home() / "bin" / f"{script}.sh"), "start-foreground", *args],
-                                             env=self.env())
+            argv = [str(flink_home() / "bin" / f"{script}.sh"), "start-foreground"]
+            if script == "taskmanager":
+                # Its resource id is its role: the REST API's /taskmanagers names the process.
+                argv = ["bash", "-c", SUPERVISE, role, *argv, "-D", f"taskmanager.resource-id={role}"]
+            pid = self.processes[role].start(argv, env=self.env())
             print(f"flink {role}: pid {pid}", file=out)
         try:
             wanted = len(self.roles) - 1
@@ -158,6 +159,11 @@ class Cluster:
                   f"{overview.get('slots-available')} free slot(s), {overview.get('jobs-running')} running job(s)",
                   file=out)
         return ok
+
+    def worker_pid(self, role: str) -> int | None:
+        """The pid of TaskManager `role`'s JVM (the supervising loop's child), None while it is down."""
+        supervisor = self.processes[role].pid()
+        return children(supervisor)[0] if supervisor and children(supervisor) else None
 
     # REST API ---------------------------------------------------------------------------------------
     def request(self, method: str, path: str, body: dict | None = None) -> dict:

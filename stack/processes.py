@@ -84,6 +84,14 @@ class ManagedProcess:
         return True
 
 
+def children(pid: int) -> list[int]:
+    """The pids of `pid`'s child processes (Linux /proc)."""
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except (OSError, ValueError):
+        return []
+
+
 def _reap(pid: int) -> None:
     with contextlib.suppress(ChildProcessError):  # not our child: nothing to reap
         os.waitpid(pid, os.WNOHANG)

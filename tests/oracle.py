@@ -1,6 +1,7 @@
-"""A batch oracle for the trending job: its window counts and trends recomputed from the raw posts in plain
-Python, sharing no code with the job's windowing (the keyword rules and the trend maths are the project's
-own definitions, shared on purpose: they say what a keyword and a trend are)."""
+"""A batch oracle for the trending and volume jobs: window counts, trends and volume anomalies recomputed
+from the raw posts in plain Python, sharing no code with the jobs' windowing (the keyword rules and the
+trend and anomaly maths are the project's own definitions, shared on purpose: they say what a keyword, a
+trend and an anomaly are)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from dataclasses import dataclass
 
 from shared.keywords import extract_keywords
 from shared.trends import TrendingSettings, WindowRow, observe, rank
+from shared.volume import VolumeSettings, still_expected
+from shared.volume import observe as observe_volume
 
 
 @dataclass
@@ -59,3 +62,45 @@ def expected_trends(posts: list[dict], settings: TrendingSettings, up_to_end_ms:
             decisions[start + size].append(decision)
     return sorted((end, d.keyword, position, d.posts, d.authors, round(d.z, 6), json.dumps(list(d.samples)))
                   for end, ranked in decisions.items() for position, d in rank(ranked, settings.top_n))
+
+
+def volume_counts(posts: list[dict], tumble_ms: int) -> dict:
+    """(dimension, series, window_start_ms) -> distinct posts, for the volume job's three kinds of series:
+    the source, the source's first language ('und' without one) and the source's community."""
+    uids = defaultdict(set)
+    for post in posts:
+        start = post["created_at"] // tumble_ms * tumble_ms
+        source, lang = post["source"], post["langs"][0] if post["langs"] else "und"
+        series = [("source", source), ("lang", f"{source}/{lang}")]
+        if post["community"]:
+            series.append(("community", f"{source}/{post['community']}"))
+        for dimension, name in series:
+            uids[dimension, name, start].add(post["uid"])
+    return {key: len(members) for key, members in uids.items()}
+
+
+def expected_anomalies(posts: list[dict], settings: VolumeSettings, up_to_end_ms: int) -> list[tuple]:
+    """(dimension, series, window_start_ms, posts, direction, severity, z) of every anomalous window ending by
+    `up_to_end_ms`. Each series is scored minute by minute from its first post; a minute without posts is
+    scored as 0 when it directly follows a scored minute whose baseline still expects posts (the job's
+    event-time timer), and skipped otherwise."""
+    tumble = settings.tumble_s * 1000
+    minutes = defaultdict(dict)
+    for (dimension, series, start), count in volume_counts(posts, tumble).items():
+        minutes[dimension, series][start // tumble] = count
+    last_index = up_to_end_ms // tumble - 1
+    anomalies = []
+    for (dimension, series), counts in minutes.items():
+        state = None
+        for index in range(min(counts), last_index + 1):
+            if index in counts:
+                count = counts[index]
+            elif state.last_index == index - 1 and still_expected(state, settings):
+                count = 0
+            else:
+                continue
+            state, decision = observe_volume(state, index, count, settings)
+            if decision.is_anomaly:
+                anomalies.append((dimension, series, index * tumble, count, decision.direction, decision.severity,
+                                  round(decision.z, 6)))
+    return sorted(anomalies)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import uuid
 
 import pytest
 
 from shared import clients
-from shared.settings import load_settings
+from shared.settings import PROJECT_ROOT, load_settings
+from stack.cluster import Cluster
 from stack.manager import services
 
 
@@ -19,6 +22,22 @@ def settings():
         pytest.fail(f"the local stack is not up ({', '.join(down)}): run `streampulse stack up` or `make test`",
                     pytrace=False)
     return settings
+
+
+def cli(*args: str) -> str:
+    """`streampulse ARGS`, which must succeed; its stdout."""
+    result = subprocess.run([sys.executable, "-m", "shared.cli", *args], cwd=PROJECT_ROOT, capture_output=True,
+                            text=True, timeout=600)
+    assert result.returncode == 0, f"streampulse {' '.join(args)}:\n{result.stdout}\n{result.stderr[-3000:]}"
+    return result.stdout
+
+
+@pytest.fixture
+def cluster(settings):
+    """The standalone Flink cluster (`streampulse cluster up`), taken down after the test."""
+    cli("cluster", "up")
+    yield Cluster(settings)
+    cli("cluster", "down")
 
 
 @pytest.fixture

@@ -3,18 +3,16 @@ although some were sent twice."""
 
 from __future__ import annotations
 
-import io
 import subprocess
 import sys
 import uuid
 from datetime import UTC, datetime
 
-import pyarrow.parquet as pq
-
 from connectors import synthetic
 from connectors.producer import PostProducer
 from shared import clients
 from shared.settings import PROJECT_ROOT
+from tests.integration.sinks import read_lake, remove_lake
 
 START = 1_793_534_400_000  # 2026-11-01T12:00:00Z
 
@@ -41,23 +39,14 @@ def test_the_lake_holds_exactly_the_valid_posts_partitioned_by_source_date_and_h
         timeout=900)
     assert result.returncode == 0, f"archive job failed:\n{result.stderr[-4000:]}"
 
-    minio = clients.minio(settings)
-    bucket = settings.minio.bucket
     try:
-        objects = [o.object_name for o in minio.list_objects(bucket, prefix=prefix + "/", recursive=True)]
+        archived, objects = read_lake(settings, prefix)
         # Files commit on checkpoints: nothing in progress, no multipart upload left open.
         assert not [name for name in objects if "inprogress" in name or name.rsplit("/", 1)[-1].startswith(".")]
-        assert not list(minio._list_multipart_uploads(bucket, prefix=prefix).uploads)
+        minio = clients.minio(settings)
+        assert not list(minio._list_multipart_uploads(settings.minio.bucket, prefix=prefix).uploads)
         parts = [name for name in objects if not name.endswith("_SUCCESS")]
         assert parts, objects
-
-        archived: dict[str, dict] = {}
-        for name in parts:
-            partition = dict(p.split("=", 1) for p in name[len(prefix) + 1:].split("/")[:-1])
-            table = pq.read_table(io.BytesIO(minio.get_object(bucket, name).read()))
-            for row in table.to_pylist():
-                assert row["uid"] not in archived, f"{row['uid']} archived twice"
-                archived[row["uid"]] = row | partition
         assert len(archived) == len(valid) and set(archived) == set(valid)
 
         for uid, post in valid.items():
@@ -74,5 +63,4 @@ def test_the_lake_holds_exactly_the_valid_posts_partitioned_by_source_date_and_h
         assert len({p.split("/")[1] for p in partitions}) == 3  # three sources
         assert {p.split("/", 2)[2] for p in partitions} == {f"dt=2026-11-01/hour={h}" for h in (11, 12, 13)}
     finally:
-        for name in minio.list_objects(bucket, prefix=prefix + "/", recursive=True):
-            minio.remove_object(bucket, name.object_name)
+        remove_lake(settings, prefix)

@@ -16,30 +16,16 @@ import uuid
 
 import pytest
 
-from connectors.producer import PostProducer
 from shared import clients
 from shared.settings import PROJECT_ROOT
-from stack.cluster import Cluster
 from stack.processes import wait_until
 from stack.services import Prometheus
-from tests.integration.test_trending_job import SAMPLE, as_utc
+from tests.integration.conftest import cli
+from tests.integration.sinks import as_utc, clear_windows, hop_counts, produce
+from tests.integration.test_trending_job import SAMPLE
 from tests.oracle import recompute
 
 DASHBOARD = PROJECT_ROOT / "docker" / "grafana" / "dashboards" / "streampulse.json"
-
-
-def cli(*args: str) -> str:
-    result = subprocess.run([sys.executable, "-m", "shared.cli", *args], cwd=PROJECT_ROOT, capture_output=True,
-                            text=True, timeout=600)
-    assert result.returncode == 0, f"streampulse {' '.join(args)}:\n{result.stdout}\n{result.stderr[-3000:]}"
-    return result.stdout
-
-
-@pytest.fixture
-def cluster(settings):
-    cli("cluster", "up")
-    yield Cluster(settings)
-    cli("cluster", "down")
 
 
 def scrape(port: int, name: str) -> float:
@@ -80,33 +66,9 @@ def producer_with_metrics(settings):
     assert process.returncode in (0, -15), f"the producer failed:\n{stderr[-3000:]}"
 
 
-def clear_windows(settings, first_ms: int, last_ms: int) -> None:
-    """Remove the trending job's rows for the sample's span, so that a test sees only its own."""
-    with clients.postgres(settings, "writer") as conn:
-        for table in ("keyword_window_counts", "window_posts", "trends"):
-            conn.execute(f"DELETE FROM {table} WHERE window_end > %s AND window_start <= %s",
-                         (as_utc(first_ms), as_utc(last_ms)))
-
-
-def produce(settings, topic: str, dlq_topic: str, posts: list[dict]) -> None:
-    producer = PostProducer(settings, "replay", topic=topic, dlq_topic=dlq_topic)
-    for post in posts:
-        producer.submit(post)
-    producer.close()
-    assert producer.summary.sent == len(posts)
-
-
 def dashboard_queries() -> list[tuple[str, str]]:
     panels = json.loads(DASHBOARD.read_text())["panels"]
     return [(panel["title"], target["expr"]) for panel in panels for target in panel["targets"]]
-
-
-def hop_counts(settings, first_ms: int, up_to_end_ms: int) -> dict:
-    with clients.postgres(settings, "reader") as conn:
-        rows = conn.execute("SELECT window_start, source, keyword, posts, authors FROM keyword_window_counts "
-                            "WHERE window_kind = 'hop' AND window_end > %s AND window_end <= %s",
-                            (as_utc(first_ms), as_utc(up_to_end_ms))).fetchall()
-    return {(start, source, keyword): (n, a) for start, source, keyword, n, a in rows}
 
 
 def test_submit_savepoint_resubmit_goes_on_without_loss_or_duplicates(settings, cluster, kafka_topic, dlq_topic,

@@ -8,18 +8,23 @@ import json
 import os
 import signal
 import time
-from datetime import datetime
 
 import pytest
 
-from shared import clients
 from shared.settings import load_settings
 from stack.cluster import Cluster
 from stack.processes import pid_alive, wait_until
-from tests.integration.conftest import read_topic
-from tests.integration.test_cluster import clear_windows, cli, hop_counts, produce
-from tests.integration.test_trending_job import SAMPLE, as_ms, as_utc
-from tests.oracle import expected_trends, recompute
+from tests.integration.conftest import cli
+from tests.integration.sinks import (
+    as_ms,
+    as_utc,
+    assert_trending_sinks_equal_oracle,
+    clear_windows,
+    hop_counts,
+    produce,
+)
+from tests.integration.test_trending_job import SAMPLE
+from tests.oracle import recompute
 
 
 @pytest.fixture
@@ -38,7 +43,6 @@ def test_a_killed_taskmanager_is_replaced_and_every_sink_equals_the_oracle(setti
     posts = [json.loads(line) for line in SAMPLE.read_text().splitlines()]
     first_ms, last_ms = posts[0]["created_at"], max(p["created_at"] for p in posts)
     split_ms = first_ms + 25 * 60_000  # the rest is produced after the kill
-    clients.redis(settings).delete("streampulse:trends:current", "streampulse:trends:current:meta")
     clear_windows(settings, first_ms, last_ms)
     # One partition: the sample's own order.
     produce(settings, dlq_topic, kafka_topic, [p for p in posts if p["created_at"] < split_ms])
@@ -64,7 +68,7 @@ def test_a_killed_taskmanager_is_replaced_and_every_sink_equals_the_oracle(setti
     busy = [tm["id"] for tm in cluster.request("GET", "/taskmanagers")["taskmanagers"]
             if tm["freeSlots"] < tm["slotsNumber"]]
     assert len(busy) == 1, busy
-    pid = cluster.processes[busy[0]].pid()
+    pid = cluster.worker_pid(busy[0])
     os.kill(pid, signal.SIGKILL)
     killed = time.monotonic()
     wait_until(lambda: not pid_alive(pid), 30, what=f"{busy[0]} (pid {pid}) gone")
@@ -79,33 +83,5 @@ def test_a_killed_taskmanager_is_replaced_and_every_sink_equals_the_oracle(setti
 
     # Every closed window (the last posts hold the watermark at their time − 30 s) equals the oracle.
     closed_end = last_ms - trending.watermark_s * 1000 - slide
-    wait_until(lambda: hop_counts(settings, first_ms, closed_end) == expected_until(closed_end), 300,
-               what="every closed window's counts in Postgres after the failover")
-    oracle = expected_trends(posts, trending, closed_end)
-    assert oracle, "the sample's bursts must trend"
-
-    def stored_trends() -> list[tuple]:
-        with clients.postgres(settings, "reader") as conn:
-            rows = conn.execute("SELECT window_end, keyword, trend_rank, posts, authors, z, sample_uids FROM trends "
-                                "WHERE window_end > %s AND window_end <= %s", (as_utc(first_ms), as_utc(closed_end))
-                                ).fetchall()
-        return sorted((as_ms(end), k, r, n, a, round(z, 6), s) for end, k, r, n, a, z, s in rows)
-
-    wait_until(lambda: stored_trends() == oracle, 120, what="the trends in Postgres equal the oracle's")
-
-    # The alerts topic, read committed: each of the oracle's trends exactly once, nothing from the failed attempt.
-    def alerts() -> list[tuple]:
-        records = [json.loads(r.value) for r in read_topic(settings, kafka_topic)]
-        return sorted((as_ms(datetime.fromisoformat(a["window_end"])), a["keyword"], a["trend_rank"]) for a in records
-                      if as_ms(datetime.fromisoformat(a["window_end"])) <= closed_end)
-
-    wait_until(lambda: alerts() == [(end, k, r) for end, k, r, *_ in oracle], 120,
-               what="the committed alerts equal the oracle's trends, once each")
-    # Redis: the current set is the latest trending window's ranking, and never an older one.
-    latest_end = max(end for end, *_ in oracle)
-    current = clients.redis(settings).zrange("streampulse:trends:current", 0, -1, withscores=True)
-    held = int(clients.redis(settings).hget("streampulse:trends:current:meta", "window_end") or 0)
-    assert held >= latest_end
-    if held == latest_end:
-        assert {k for k, _ in current} == {k for end, k, *_ in oracle if end == latest_end}
+    assert_trending_sinks_equal_oracle(settings, posts, kafka_topic, closed_end)
     cli("cancel", job_id)

@@ -7,25 +7,18 @@ import json
 import subprocess
 import sys
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import UTC
 
 from connectors.producer import PostProducer
 from shared import clients
 from shared.keywords import extract_keywords
 from shared.settings import PROJECT_ROOT
 from tests.integration.conftest import read_topic
+from tests.integration.sinks import as_ms, as_utc
 from tests.oracle import expected_trends, recompute
 
 SAMPLE = PROJECT_ROOT / "connectors" / "samples" / "sample.jsonl"
 LABELS = PROJECT_ROOT / "connectors" / "samples" / "sample.labels.json"
-
-
-def as_ms(value: datetime) -> int:
-    return int(value.replace(tzinfo=UTC).timestamp() * 1000)
-
-
-def as_utc(ms: int) -> datetime:
-    return datetime.fromtimestamp(ms / 1000, tz=UTC).replace(tzinfo=None)
 
 
 def test_trending_job_counts_exactly_and_reports_the_burst(settings, kafka_topic, dlq_topic):

@@ -18,6 +18,8 @@ from connectors.producer import PostProducer
 from shared import clients
 from shared.settings import PROJECT_ROOT
 from tests.integration.conftest import read_topic
+from tests.integration.sinks import volume_anomalies
+from tests.oracle import expected_anomalies
 
 START = 1_793_534_400_000  # 2026-11-01T12:00:00Z
 MINUTES = 45
@@ -99,6 +101,10 @@ def test_a_spike_and_an_outage_are_anomalies_and_steady_series_are_not(settings,
         allowed = {"reddit": ("drop", OUTAGE), "mastodon": ("spike", SPIKE)}.get(family)
         assert allowed and direction == allowed[0] and minute(window) in allowed[1], \
             f"unexpected anomaly: {dimension} {series} minute {minute(window)} {direction}"
+
+    # Every anomaly of the minutes closed before the end of input, z included, is the batch oracle's.
+    closed_end = max(p["created_at"] for p in posts) - settings.volume.watermark_s * 1000
+    assert volume_anomalies(settings, START, closed_end) == expected_anomalies(posts, settings.volume, closed_end)
 
     # The producer's rejects, counted per minute and reason from the dead-letter topic.
     with clients.postgres(settings, "reader") as conn:

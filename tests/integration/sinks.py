@@ -1,0 +1,143 @@
+"""What the jobs wrote, read back from every sink for comparison with the batch oracle (tests/oracle.py):
+the Postgres tables, the Redis current-trend set, the transactional topics read committed, and the Parquet
+lake. Each reader takes the test's span, so that rows other tests left behind do not count."""
+
+from __future__ import annotations
+
+import io
+import json
+from datetime import UTC, datetime
+
+import pyarrow.parquet as pq
+
+from connectors.producer import PostProducer
+from shared import clients
+from stack.processes import wait_until
+from tests.integration.conftest import read_topic
+from tests.oracle import expected_trends, recompute
+
+REDIS_CURRENT = ("streampulse:trends:current", "streampulse:trends:current:meta")
+
+
+def as_utc(ms: int) -> datetime:
+    """Postgres `timestamp` (without time zone) columns hold UTC."""
+    return datetime.fromtimestamp(ms / 1000, UTC).replace(tzinfo=None)
+
+
+def as_ms(value: datetime) -> int:
+    return int(value.replace(tzinfo=UTC).timestamp() * 1000)
+
+
+def clear_windows(settings, first_ms: int, last_ms: int) -> None:
+    """Remove the trending and volume jobs' rows for a test's span, so that the test sees only its own."""
+    with clients.postgres(settings, "writer") as conn:
+        for table in ("keyword_window_counts", "window_posts", "trends", "volume_windows", "volume_anomalies"):
+            conn.execute(f"DELETE FROM {table} WHERE window_end > %s AND window_start <= %s",
+                         (as_utc(first_ms), as_utc(last_ms)))
+        conn.execute("DELETE FROM late_posts WHERE window_start >= %s AND window_start <= %s",
+                     (as_utc(first_ms // 60_000 * 60_000), as_utc(last_ms)))
+    clients.redis(settings).delete(*REDIS_CURRENT)
+
+
+def produce(settings, topic: str, dlq_topic: str, posts: list[dict]) -> None:
+    producer = PostProducer(settings, "replay", topic=topic, dlq_topic=dlq_topic)
+    for post in posts:
+        producer.submit(post)
+    producer.close()
+    assert producer.summary.sent == len(posts)
+
+
+def hop_counts(settings, first_ms: int, up_to_end_ms: int) -> dict:
+    """(window_start, source, keyword) -> (posts, authors) of the sliding windows ending in the span."""
+    with clients.postgres(settings, "reader") as conn:
+        rows = conn.execute("SELECT window_start, source, keyword, posts, authors FROM keyword_window_counts "
+                            "WHERE window_kind = 'hop' AND window_end > %s AND window_end <= %s",
+                            (as_utc(first_ms), as_utc(up_to_end_ms))).fetchall()
+    return {(start, source, keyword): (n, a) for start, source, keyword, n, a in rows}
+
+
+def stored_trends(settings, first_ms: int, up_to_end_ms: int) -> list[tuple]:
+    """The `trends` rows of the span in the oracle's form (tests.oracle.expected_trends)."""
+    with clients.postgres(settings, "reader") as conn:
+        rows = conn.execute("SELECT window_end, keyword, trend_rank, posts, authors, z, sample_uids FROM trends "
+                            "WHERE window_end > %s AND window_end <= %s", (as_utc(first_ms), as_utc(up_to_end_ms))
+                            ).fetchall()
+    return sorted((as_ms(end), k, r, n, a, round(z, 6), s) for end, k, r, n, a, z, s in rows)
+
+
+def committed_alerts(settings, topic: str, up_to_end_ms: int) -> list[tuple]:
+    """(window_end_ms, keyword, rank) of every alert on `topic`, read committed."""
+    records = [json.loads(r.value) for r in read_topic(settings, topic)]
+    ends = [(as_ms(datetime.fromisoformat(a["window_end"])), a) for a in records]
+    return sorted((end, a["keyword"], a["trend_rank"]) for end, a in ends if end <= up_to_end_ms)
+
+
+def assert_trending_sinks_equal_oracle(settings, posts: list[dict], alerts_topic: str, closed_end_ms: int,
+                                       *, timeout_s: float = 300) -> list[tuple]:
+    """Wait until the trending job's sinks hold the oracle's results for every window closed by
+    `closed_end_ms`: window counts and trends in Postgres, the committed alerts once each, and the Redis
+    current set at the latest trending window (never an older one). Returns the oracle's trends."""
+    trending = settings.trending
+    size, slide = trending.hop_size_s * 1000, trending.hop_slide_s * 1000
+    first_ms = min(p["created_at"] for p in posts)
+    expected = {(as_utc(start), source, keyword): counts
+                for (start, source, keyword), counts in recompute(posts, size, slide).items()
+                if first_ms < start + size <= closed_end_ms}
+    wait_until(lambda: hop_counts(settings, first_ms, closed_end_ms) == expected, timeout_s,
+               what="every closed window's keyword counts in Postgres equal the oracle's")
+    oracle = expected_trends(posts, trending, closed_end_ms)
+    assert oracle, "the input's bursts must trend"
+    wait_until(lambda: stored_trends(settings, first_ms, closed_end_ms) == oracle, 120,
+               what="the trends in Postgres equal the oracle's")
+    # Each of the oracle's trends exactly once on the alerts topic: nothing from an aborted attempt.
+    wait_until(lambda: committed_alerts(settings, alerts_topic, closed_end_ms) == [(e, k, r) for e, k, r, *_ in oracle],
+               120, what="the committed alerts equal the oracle's trends, once each")
+    redis = clients.redis(settings)
+    latest_end = max(end for end, *_ in oracle)
+    held = int(redis.hget(REDIS_CURRENT[1], "window_end") or 0)
+    assert held >= latest_end
+    if held == latest_end:
+        current = redis.zrange(REDIS_CURRENT[0], 0, -1)
+        assert set(current) == {k for end, k, *_ in oracle if end == latest_end}
+    return oracle
+
+
+def volume_windows(settings, first_ms: int, up_to_end_ms: int) -> dict:
+    """(dimension, series, window_start_ms) -> posts, in the oracle's form (tests.oracle.volume_counts)."""
+    with clients.postgres(settings, "reader") as conn:
+        rows = conn.execute("SELECT dimension, series, window_start, posts FROM volume_windows "
+                            "WHERE window_start >= %s AND window_end <= %s",
+                            (as_utc(first_ms // 60_000 * 60_000), as_utc(up_to_end_ms))).fetchall()
+    return {(d, s, as_ms(start)): n for d, s, start, n in rows}
+
+
+def volume_anomalies(settings, first_ms: int, up_to_end_ms: int) -> list[tuple]:
+    """The `volume_anomalies` rows of the span in the oracle's form (tests.oracle.expected_anomalies)."""
+    with clients.postgres(settings, "reader") as conn:
+        rows = conn.execute("SELECT dimension, series, window_start, posts, direction, severity, z "
+                            "FROM volume_anomalies WHERE window_start >= %s AND window_end <= %s",
+                            (as_utc(first_ms // 60_000 * 60_000), as_utc(up_to_end_ms))).fetchall()
+    return sorted((d, s, as_ms(start), n, direction, severity, round(z, 6))
+                  for d, s, start, n, direction, severity, z in rows)
+
+
+def read_lake(settings, prefix: str) -> tuple[dict[str, dict], list[str]]:
+    """The archive job's Parquet objects under s3://<bucket>/<prefix>/: uid -> row (with its partition
+    columns), and every object name. A uid found twice fails: the lake holds each post once."""
+    minio, bucket = clients.minio(settings), settings.minio.bucket
+    objects = [o.object_name for o in minio.list_objects(bucket, prefix=prefix + "/", recursive=True)]
+    archived: dict[str, dict] = {}
+    for name in objects:
+        if name.endswith("_SUCCESS") or "inprogress" in name or name.rsplit("/", 1)[-1].startswith("."):
+            continue
+        partition = dict(p.split("=", 1) for p in name[len(prefix) + 1:].split("/")[:-1])
+        for row in pq.read_table(io.BytesIO(minio.get_object(bucket, name).read())).to_pylist():
+            assert row["uid"] not in archived, f"{row['uid']} archived twice"
+            archived[row["uid"]] = row | partition
+    return archived, objects
+
+
+def remove_lake(settings, prefix: str) -> None:
+    minio, bucket = clients.minio(settings), settings.minio.bucket
+    for name in minio.list_objects(bucket, prefix=prefix + "/", recursive=True):
+        minio.remove_object(bucket, name.object_name)
