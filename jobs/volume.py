@@ -9,6 +9,8 @@ Counting is Flink SQL (sql/flink/volume.sql); Python runs only on the window cou
 and minute, with the maths in shared/volume.py. A series that goes silent sends no rows at all, so
 each series keeps an event-time timer for its next window: when the watermark passes that window and
 no row came, the window is scored as 0 posts (a drop), for as long as the baseline still expects posts.
+A row that arrives after silent minutes its timers have not scored yet (one watermark closing several
+minutes) scores them first, so the result does not depend on how the watermark advanced.
 
     streampulse run volume -- [--bounded] [--topic social.posts] [--anomalies-topic volume.anomalies]
                               [--dlq-topic social.posts.dlq]
@@ -60,6 +62,12 @@ class ScoreSeries(KeyedProcessFunction):
         state = self.baseline.value()
         if state is not None and index <= state.last_index:
             return  # already scored (a timer took it for silent): never score a window twice
+        # Silent minutes before this one that no timer has scored yet: one watermark can close several
+        # minutes at once (a backlog after a restart, a fast replay), and then the window operator sends
+        # this row before the timers of the silent minutes fire. Score them first, as the timers would.
+        while state is not None and state.last_index + 1 < index and still_expected(state, self.settings):
+            yield from self._score(state.last_index + 1, 0, ctx)
+            state = self.baseline.value()
         yield from self._score(index, value.posts, ctx)
 
     def on_timer(self, timestamp, ctx):

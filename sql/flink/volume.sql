@@ -52,7 +52,9 @@ CREATE TABLE rejected_events (
     'scan.startup.mode' = '${startup_mode}',
     ${bounded_option}
     'format' = 'json',
-    'json.ignore-parse-errors' = 'true'
+    'json.ignore-parse-errors' = 'true',
+    -- Rejects are rare: a partition without any must not hold the minutes back for ever.
+    'scan.watermark.idle-timeout' = '5 s'
 );
 
 CREATE TABLE rejected_posts_sink (

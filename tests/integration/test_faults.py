@@ -180,8 +180,22 @@ def test_producer_broker_and_database_faults_leave_every_sink_equal_to_the_oracl
         anomalies = expected_anomalies(posts, settings.volume, closed_end)
         assert {(s, (start - START) // 60_000, d) for dim, s, start, _, d, *_ in anomalies if dim == "source"} == \
             {("reddit", m, "drop") for m in range(30, 35)} | {("mastodon", m, "spike") for m in range(45, 48)}
-        wait_until(lambda: volume_anomalies(settings, first_ms, closed_end) == anomalies, 120,
-                   what="the volume anomalies in Postgres equal the oracle's")
+        try:
+            wait_until(lambda: volume_anomalies(settings, first_ms, closed_end) == anomalies, 120,
+                       what="the volume anomalies in Postgres equal the oracle's")
+        except TimeoutError:
+            stored = volume_anomalies(settings, first_ms, closed_end)
+            in_topic = {(a["dimension"], a["series"], a["window_start"])
+                        for a in (json.loads(r.value) for r in read_topic(settings, topics["anomalies"]))}
+
+            def described(row: tuple) -> tuple:  # (dimension, series, minute, posts, also on the topic?)
+                key = (row[0], row[1], as_utc(row[2]).strftime("%Y-%m-%d %H:%M:%S"))
+                return row[0], row[1], (row[2] - START) // 60_000, row[3], key in in_topic
+
+            restarts = {name: failures(cluster, job_id) for name, job_id in job_ids.items()}
+            pytest.fail("volume anomalies in Postgres differ from the oracle: missing "
+                        f"{[described(r) for r in anomalies if r not in stored]}, unexpected "
+                        f"{[described(r) for r in stored if r not in anomalies]}; job restarts {restarts}")
 
         def published() -> list[tuple]:
             records = [json.loads(r.value) for r in read_topic(settings, topics["anomalies"])]
