@@ -1,12 +1,13 @@
 """Exactly-once through faults around the jobs. With the trending, volume and archive jobs running on the
 standalone cluster, a replay producer streams an hour of posts from a file while, in turn, the producer
-is killed (-9) and restarted, the Kafka broker is killed (-9) and restarted, and PostgreSQL is stopped
-while the jobs write and started again. Nobody touches the jobs: they recover by themselves, and once the
+is killed (-9) and restarted, the Kafka broker is killed (-9) and restarted, PostgreSQL is stopped while
+the jobs write and started again, and the TaskManager running the jobs is killed (-9; its supervisor
+starts a new one). Nobody touches the jobs: they recover by themselves, and once the
 input is drained every sink equals the batch oracle (tests/oracle.py) computed from the same file —
 keyword window counts, trends, the committed alerts and the Redis current set; volume windows, anomalies
 and the committed anomalies topic; the Parquet lake. Nothing lost, nothing twice.
 
-(kill -9 of a TaskManager is tests/integration/test_recovery.py.)"""
+(tests/integration/test_recovery.py kills a TaskManager while a second one is ready to take over.)"""
 
 from __future__ import annotations
 
@@ -158,6 +159,17 @@ def test_producer_broker_and_database_faults_leave_every_sink_equal_to_the_oracl
         postgres.wait_ready()
         wait_until(all_running, 300, what="every job RUNNING after PostgreSQL's restart")
         timings["PostgreSQL stopped → every job running again"] = time.monotonic() - stopped
+
+        # 4. The TaskManager that runs all three jobs dies (kill -9); its supervisor starts a new one.
+        wait_until(lambda: producer.saved() >= 4 * len(posts) // 5 or producer.finished(), 300,
+                   what="four fifths of the input produced")
+        before = {name: failures(cluster, job_id) for name, job_id in job_ids.items()}
+        pid = cluster.worker_pid("taskmanager")
+        os.kill(pid, signal.SIGKILL)
+        killed = time.monotonic()
+        wait_until(lambda: all(failures(cluster, job_id) > before[name] for name, job_id in job_ids.items())
+                   and all_running(), 300, what="every job restarted and RUNNING after the TaskManager's kill")
+        timings["TaskManager killed → every job running again"] = time.monotonic() - killed
 
         producer.process.wait(timeout=600)
         stderr = producer.process.stderr.read()
