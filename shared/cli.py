@@ -44,15 +44,14 @@ def _stack(args, settings) -> int:
 def _superset(args, settings) -> int:
     from stack import manager
     from stack.services import new_secret
-    from stack.superset import Superset, check_secrets
+    from stack.superset import Superset
 
     if args.action == "up":
         if not settings.superset.production:  # local use: generated, never a default
             settings = manager.ensure_credentials(settings, {
                 "STREAMPULSE_SUPERSET__SECRET_KEY": lambda: new_secret() + new_secret(),
                 "STREAMPULSE_SUPERSET__ADMIN_PASSWORD": new_secret})
-        check_secrets(settings)
-        Superset(settings).up()
+        Superset(settings).up()  # refuses weak or default secrets in production (check_secrets)
         return 0
     superset = Superset(settings)
     if args.action == "import":
