@@ -1,13 +1,16 @@
-"""Trending job: keywords per post, event-time windows, z-score trends, exactly-once sinks.
+"""Trending job: keywords per minute, sliding windows, z-score trends, exactly-once sinks.
 
-    social.posts (Avro) ─► post_keywords (pandas UDF) ─► TUMBLE / HOP window counts ─► Postgres
-                                                         └► HOP overall + window total ─► score (keyed by keyword)
-                                                              ─► rank (keyed by window) ─► Postgres trends,
-                                                                 Kafka trends.alerts (transactional), Redis
+    social.posts (Avro) ─► on time? ─► minute batches (JVM: JSON_ARRAYAGG per minute and shard) ─┐
+                           └ late ──────────────────────────────────────────────────────────┤
+        ┌────────────────────────────────────────────────────────────────────────────────────┘
+        └► Count and score (Python, one stage): keywords of each post, counts per minute, sliding windows,
+           EWMA z-scores, ranking ─► Postgres trends, Kafka trends.alerts (transactional), Redis;
+           top and watched keywords and totals ─► Postgres; every keyword's minute counts ─► the lake
 
-Counting runs in the JVM (sql/flink/trending_counts.sql); Python runs only on aggregated rows:
-the scoring function (one row per keyword and window, shared/trends.py) and the per-window ranking,
-which also writes Redis idempotently (a window never replaces a newer one).
+The topic is read once and every post crosses into Python once, inside its minute's batch: the JVM keeps
+one list of posts per open minute (no per-keyword state), and Python counts a minute at a time
+(shared/keyword_windows.py) and scores each sliding window (shared/trends.py) — DESIGN.md §3's rule that
+per-post work runs batched, not a row at a time. bench/trending_throughput.py measures it.
 
     streampulse run trending -- [--bounded] [--topic social.posts] [--alerts-topic trends.alerts]
     flink run -py jobs/trending.py -- [same options]
@@ -25,15 +28,22 @@ if __package__ in (None, ""):  # `flink run -py jobs/trending.py`: make the proj
     sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent.parent))
 
 from pyflink.common import Row, Types
-from pyflink.datastream import KeyedProcessFunction, MapFunction, RuntimeContext
-from pyflink.datastream.state import ListStateDescriptor, ValueStateDescriptor
-from pyflink.table import DataTypes
-from pyflink.table.udf import udf
+from pyflink.datastream import KeyedProcessFunction, OutputTag, RuntimeContext
+from pyflink.datastream.state import MapStateDescriptor, ValueStateDescriptor
 
 from shared.flink import add_sql, interval, jdbc_options, posts_source_values, stream_env
-from shared.keywords import keywords_vectorised
+from shared.keyword_windows import (
+    ALL_SOURCES,
+    MinuteCounts,
+    Progress,
+    count_posts,
+    parse_batch,
+    sliding_window,
+    top_keywords,
+    watch_list,
+)
 from shared.settings import Settings, load_settings
-from shared.trends import TrendDecision, TrendingSettings, WindowRow, observe, rank
+from shared.trends import Baseline, TrendDecision, TrendingSettings, WindowRow, advance, observe, rank
 
 log = logging.getLogger(__name__)
 
@@ -61,94 +71,227 @@ redis.call('EXPIRE', KEYS[1], tonumber(ARGV[2]))
 return 1
 """
 
-LATE_POST_ROW = Types.ROW_NAMED(["tumble_start_s", "source"], [Types.LONG(), Types.STRING()])
 TREND_ROW = Types.ROW_NAMED(
     ["window_start_ms", "window_end_ms", "keyword", "trend_rank", "posts", "authors", "baseline_mean",
      "baseline_std", "z", "sample_uids"],
     [Types.LONG(), Types.LONG(), Types.STRING(), Types.INT(), Types.LONG(), Types.LONG(),
      Types.DOUBLE(), Types.DOUBLE(), Types.DOUBLE(), Types.STRING()])
+KEYWORD_ROW = Types.ROW_NAMED(["window_kind", "window_start_ms", "window_end_ms", "keyword", "posts", "authors", "z"],
+                              [Types.STRING(), Types.LONG(), Types.LONG(), Types.STRING(), Types.LONG(),
+                               Types.LONG(), Types.DOUBLE()])
+TOTAL_ROW = Types.ROW_NAMED(["window_kind", "window_start_ms", "window_end_ms", "source", "posts"],
+                            [Types.STRING(), Types.LONG(), Types.LONG(), Types.STRING(), Types.LONG()])
+COUNT_ROW = Types.ROW_NAMED(["window_start_ms", "window_end_ms", "keyword", "posts", "authors"],
+                            [Types.LONG(), Types.LONG(), Types.STRING(), Types.LONG(), Types.LONG()])
+LATE_ROW = Types.ROW_NAMED(["window_start_ms", "source"], [Types.LONG(), Types.STRING()])
+
+TRENDS = OutputTag("trends", TREND_ROW)
+KEYWORDS = OutputTag("keyword-rows", KEYWORD_ROW)
+TOTALS = OutputTag("window-totals", TOTAL_ROW)
+LATE = OutputTag("late-posts", LATE_ROW)
 
 
-@udf(result_type=DataTypes.ARRAY(DataTypes.STRING()), func_type="pandas")
-def post_keywords(texts, hashtags, langs):
-    return keywords_vectorised(texts, hashtags, langs)
+class RedisTrendPublisher:
+    """The Redis side of "trending now": the current set and each keyword's hash, never moved back to an
+    older window (Lua scripts, one atomic step each), so a replay after a failure is harmless."""
 
-
-class CountLatePost(MapFunction):
-    """Counts each late post in the job's `latePosts` metric (Web UI, Prometheus) and passes it on. A
-    DataStream function: PyFlink reports a Table UDF's own metrics only in process mode, and only late
-    posts come here, so the Python cost is negligible."""
-
-    def open(self, runtime_context: RuntimeContext):
-        self.late_posts = runtime_context.get_metrics_group().counter("latePosts")
-
-    def map(self, value):
-        self.late_posts.inc()
-        return value
-
-
-class ScoreKeyword(KeyedProcessFunction):
-    """Per keyword: the baseline state and the score of each sliding window (shared/trends.observe)."""
-
-    def __init__(self, settings: TrendingSettings):
-        self.settings = settings
-
-    def open(self, runtime_context: RuntimeContext):
-        self.baseline = runtime_context.get_state(ValueStateDescriptor("baseline", Types.PICKLED_BYTE_ARRAY()))
-
-    def process_element(self, value, ctx):
-        slide_ms = self.settings.hop_slide_s * 1000
-        row = WindowRow(value.keyword, value.window_end_ms // slide_ms, value.window_start_ms, value.window_end_ms,
-                        value.posts, value.authors, value.window_posts,
-                        tuple(dict.fromkeys((value.first_uid, value.last_uid))),
-                        stream_first_index=value.stream_first_end_ms // slide_ms)
-        state, decision = observe(self.baseline.value(), row, self.settings)
-        self.baseline.update(state)
-        if decision.is_trend:
-            yield decision
-
-
-class RankWindow(KeyedProcessFunction):
-    """Per window: collect its trends until the watermark passes the window's end, rank, publish."""
-
-    def __init__(self, settings: TrendingSettings, redis_options: dict):
-        self.settings, self.redis_options = settings, redis_options
-
-    def open(self, runtime_context: RuntimeContext):
+    def __init__(self, options: dict, ttl_s: int):
         import redis
 
-        self.pending = runtime_context.get_list_state(ListStateDescriptor("trends", Types.PICKLED_BYTE_ARRAY()))
-        self.trends_emitted = runtime_context.get_metrics_group().counter("trendsEmitted")
-        self.redis = redis.Redis(**self.redis_options)
-        self.replace_current = self.redis.register_script(REDIS_REPLACE)
-        self.upsert_keyword = self.redis.register_script(REDIS_KEYWORD_UPSERT)
+        self.ttl_s = ttl_s
+        self.client = redis.Redis(**options)
+        self.replace_current = self.client.register_script(REDIS_REPLACE)
+        self.upsert_keyword = self.client.register_script(REDIS_KEYWORD_UPSERT)
 
-    def process_element(self, decision: TrendDecision, ctx):
-        self.pending.add(decision)
-        ctx.timer_service().register_event_time_timer(decision.window_end_ms - 1)
-
-    def on_timer(self, timestamp, ctx):
-        ranked = rank(list(self.pending.get()), self.settings.top_n)
-        self.pending.clear()
-        if not ranked:
-            return
-        self._publish_redis(ranked)
-        self.trends_emitted.inc(len(ranked))
-        for position, d in ranked:
-            yield Row(d.window_start_ms, d.window_end_ms, d.keyword, position, d.posts, d.authors,
-                   d.expected, d.std, d.z, json.dumps(list(d.samples)))
-
-    def _publish_redis(self, ranked: list[tuple[int, TrendDecision]]) -> None:
+    def publish(self, ranked: list[tuple[int, TrendDecision]]) -> None:
         window_end = ranked[0][1].window_end_ms
-        ttl = self.settings.redis_ttl_s
         members = [item for _, d in ranked for item in (round(d.z, 6), d.keyword)]
-        self.replace_current(keys=[REDIS_CURRENT, REDIS_CURRENT + ":meta"], args=[window_end, ttl, *members])
+        self.replace_current(keys=[REDIS_CURRENT, REDIS_CURRENT + ":meta"], args=[window_end, self.ttl_s, *members])
         for position, d in ranked:
             fields = {"window_start": d.window_start_ms, "window_end": d.window_end_ms, "rank": position,
                       "posts": d.posts, "authors": d.authors, "baseline_mean": round(d.expected, 6),
                       "baseline_std": round(d.std, 6), "z": round(d.z, 6), "sample_uids": json.dumps(list(d.samples))}
             self.upsert_keyword(keys=[REDIS_KEYWORD + d.keyword],
-                                args=[window_end, ttl, *[x for kv in fields.items() for x in kv]])
+                                args=[window_end, self.ttl_s, *[x for kv in fields.items() for x in kv]])
+
+
+class CountAndScore(KeyedProcessFunction):
+    """The job's Python stage, on one key: minute batches in, everything the sinks need out.
+
+    A batch is counted on arrival and kept in state; when the watermark closes its minute (an event-time
+    timer), the minute's batches are merged, its counts go out (the lake, the top keywords, the totals)
+    and every sliding window ending with it is scored, ranked and published. A batch for a minute already
+    closed — possible only after a restore, when watermarks start again from nothing — is counted late,
+    like any late post, so a fired window is never overwritten by a partial one."""
+
+    def __init__(self, settings: TrendingSettings, redis_options: dict):
+        self.settings, self.redis_options = settings, redis_options
+
+    def open(self, runtime_context: RuntimeContext):
+        pickled = Types.PICKLED_BYTE_ARRAY()
+        self.batches = runtime_context.get_map_state(MapStateDescriptor("batches", Types.STRING(), pickled))
+        self.minutes = runtime_context.get_map_state(MapStateDescriptor("minutes", Types.LONG(), pickled))
+        self.baselines = runtime_context.get_map_state(MapStateDescriptor("baselines", Types.STRING(), pickled))
+        self.progress_state = runtime_context.get_state(ValueStateDescriptor("progress", pickled))
+        metrics = runtime_context.get_metrics_group()
+        self.late_posts = metrics.counter("latePosts")
+        self.trends_emitted = metrics.counter("trendsEmitted")
+        self.windows_scored = metrics.counter("windowsScored")
+        self.redis = RedisTrendPublisher(self.redis_options, self.settings.redis_ttl_s)
+        self.tumble_ms = self.settings.tumble_s * 1000
+        # Read-through copies of state this instance wrote or read; a restored instance starts empty and
+        # reads the state, which stays the truth.
+        self.minute_cache: dict[int, MinuteCounts] = {}
+        self.baseline_cache: dict = {}
+
+    # -- input ------------------------------------------------------------------------------------------------
+
+    def process_element(self, value, ctx):
+        if value.kind == "late":
+            self.late_posts.inc()
+            yield LATE, Row(value.window_start_ms, value.source)
+            return
+        index = value.window_start_ms // self.tumble_ms
+        progress = self._progress()
+        if progress.closed_minute is not None and index <= progress.closed_minute:
+            for post in parse_batch(value.posts):
+                self.late_posts.inc()
+                yield LATE, Row(value.window_start_ms, post[2])
+            return
+        counts = count_posts(index, parse_batch(value.posts))
+        self.batches.put(f"{index}/{value.shard}", counts)
+        ctx.timer_service().register_event_time_timer((index + 1) * self.tumble_ms - 1)
+
+    def on_timer(self, timestamp: int, ctx):
+        closed = (timestamp + 1) // self.tumble_ms - 1
+        progress = self._progress()
+        yield from self._close_minutes(closed, progress)
+        overlap = self.settings.overlap
+        held = self._held_minutes()
+        if held:
+            start = held[0] + 1 if progress.scored_until is None else max(held[0], progress.scored_until) + 1
+            last = min(closed + 1, progress.last_data_minute + overlap)
+            for end in range(start, last + 1):
+                yield from self._score_window(end, progress)
+                progress.scored_until = end
+        yield from self._minute_rows(closed, progress)
+        for minute in [m for m in self._held_minutes() if m < closed + 2 - overlap]:  # no window needs it
+            self.minutes.remove(minute)
+            self.minute_cache.pop(minute, None)
+        progress.watched = {k: w for k, w in progress.watched.items()
+                            if w[0] + self.settings.watch_minutes > closed + 1}
+        self.progress_state.update(progress)
+        if progress.last_data_minute is not None and closed + 1 < progress.last_data_minute + overlap:
+            # windows still to come that only older minutes fill (no batch will arrive to ask for them)
+            ctx.timer_service().register_event_time_timer((closed + 2) * self.tumble_ms - 1)
+
+    # -- minutes ----------------------------------------------------------------------------------------------
+
+    def _progress(self) -> Progress:
+        return self.progress_state.value() or Progress()
+
+    def _held_minutes(self) -> list[int]:
+        return sorted(set(self.minute_cache) | set(self.minutes.keys()))
+
+    def _minute(self, index: int) -> MinuteCounts | None:
+        if index not in self.minute_cache:
+            counts = self.minutes.get(index)
+            if counts is None:
+                return None
+            self.minute_cache[index] = counts
+        return self.minute_cache[index]
+
+    def _close_minutes(self, closed: int, progress: Progress):
+        """Merge the batches of every minute up to `closed` and send its counts out."""
+        pending: dict[int, list[str]] = {}
+        for key in list(self.batches.keys()):
+            pending.setdefault(int(key.split("/")[0]), []).append(key)
+        for index in sorted(m for m in pending if m <= closed):
+            counts = MinuteCounts(index)
+            for key in sorted(pending[index]):
+                counts.merge(self.batches.get(key))
+                self.batches.remove(key)
+            self.minutes.put(index, counts)
+            self.minute_cache[index] = counts
+            progress.last_data_minute = index
+            if progress.first_window is None:
+                progress.first_window = index + 1
+            start, end = index * self.tumble_ms, (index + 1) * self.tumble_ms
+            for keyword, count in counts.keywords.items():
+                yield Row(start, end, keyword, count.posts, len(count.authors))
+            for source, posts in counts.totals.items():
+                yield TOTALS, Row("tumble", start, end, source, posts)
+        progress.closed_minute = closed if progress.closed_minute is None else max(closed, progress.closed_minute)
+
+    def _minute_rows(self, index: int, progress: Progress):
+        """The minute's top keywords and the watched ones present in it, to keyword_window_counts."""
+        counts = self._minute(index)
+        if counts is None:
+            return
+        watched = progress.watched
+        # a watched keyword's row may already be out: written with the window that made it watched
+        chosen = {k for k in top_keywords(counts, self.settings.top_keywords) if watched.get(k, (0, -1))[1] < index}
+        for keyword, (last_end, written) in watched.items():
+            if keyword in counts.keywords and written < index < last_end + self.settings.watch_minutes:
+                chosen.add(keyword)
+                watched[keyword] = (last_end, index)
+        yield from self._tumble_rows(counts, sorted(chosen))
+
+    def _tumble_rows(self, counts: MinuteCounts, keywords):
+        start, end = counts.index * self.tumble_ms, (counts.index + 1) * self.tumble_ms
+        for keyword in keywords:
+            count = counts.keywords[keyword]
+            yield KEYWORDS, Row("tumble", start, end, keyword, count.posts, len(count.authors), None)
+
+    # -- sliding windows --------------------------------------------------------------------------------------
+
+    def _score_window(self, end: int, progress: Progress):
+        overlap, tumble = self.settings.overlap, self.tumble_ms
+        minutes = [m for m in (self._minute(i) for i in range(end - overlap, end)) if m is not None]
+        window, totals = sliding_window(minutes, self.settings.min_posts)
+        if not totals:
+            return
+        start_ms, end_ms = (end - overlap) * tumble, end * tumble
+        for source, posts in totals.items():
+            yield TOTALS, Row("hop", start_ms, end_ms, source, posts)
+        decisions, updated = [], {}
+        window_posts, min_posts, settings = totals[ALL_SOURCES], self.settings.min_posts, self.settings
+        cache, stored = self.baseline_cache, self.baselines
+        for keyword, count in window.items():
+            held = cache.get(keyword)
+            baseline = Baseline(*held) if held is not None else _baseline(stored.get(keyword))
+            row = WindowRow(keyword, end, start_ms, end_ms, count.posts, count.authors, window_posts, count.samples,
+                            progress.first_window)
+            if count.posts < min_posts:  # can neither trend nor be watched: the baseline moves on, no score
+                baseline = advance(baseline, row, settings)
+            else:
+                baseline, decision = observe(baseline, row, settings)
+                decisions.append(decision)
+            updated[keyword] = tuple(baseline)  # plain tuples pickle several times faster
+        self.baselines.put_all(updated)
+        self.baseline_cache = updated  # the next window holds mostly the same keywords
+        self.windows_scored.inc()
+
+        ranked = rank(decisions, self.settings.top_n)
+        if ranked:
+            self.redis.publish(ranked)
+            self.trends_emitted.inc(len(ranked))
+            for position, d in ranked:
+                yield TRENDS, Row(d.window_start_ms, d.window_end_ms, d.keyword, position, d.posts, d.authors,
+                                  d.expected, d.std, d.z, json.dumps(list(d.samples)))
+        for d in watch_list(decisions, self.settings):
+            yield KEYWORDS, Row("hop", start_ms, end_ms, d.keyword, d.posts, d.authors, d.z)
+            _, written = progress.watched.get(d.keyword, (end, end - overlap - 1))
+            # the keyword's minutes in this window not written yet: the rise before it was noticed
+            for index in range(max(written + 1, end - overlap), end):
+                counts = self._minute(index)
+                if counts is not None and d.keyword in counts.keywords:
+                    yield from self._tumble_rows(counts, [d.keyword])
+            progress.watched[d.keyword] = (end, max(written, end - 1))
+
+
+def _baseline(stored: tuple | None) -> Baseline | None:
+    return None if stored is None else Baseline(*stored)
 
 
 def redis_options(settings: Settings) -> dict:
@@ -157,40 +300,40 @@ def redis_options(settings: Settings) -> dict:
             "socket_timeout": 10, "decode_responses": True}
 
 
-def build(settings: Settings, *, topic: str, alerts_topic: str, bounded: bool, group_id: str):
+def default_counts_path(settings: Settings) -> str:
+    """Every keyword's minute counts: beside the raw posts in the lake, or under the state folder without MinIO."""
+    if settings.minio.access_key and settings.minio.secret_key:
+        return f"s3://{settings.minio.bucket}/keyword_counts"
+    return (settings.stack.state_path / "lake" / "keyword_counts").as_uri()
+
+
+
+def build(settings: Settings, *, topic: str, alerts_topic: str, bounded: bool, group_id: str,
+          counts_path: str | None = None):
     trending = settings.trending
     env, t_env = stream_env(settings, "streampulse-trending", extra={"table.local-time-zone": "UTC"})
-    t_env.create_temporary_system_function("post_keywords", post_keywords)
     values = {
         **posts_source_values(settings, topic=topic, group_id=group_id, bounded=bounded,
                               watermark_s=trending.watermark_s),
-        "tumble": interval(trending.tumble_s),
-        "tumble_s": trending.tumble_s,
-        "hop_size": interval(trending.hop_size_s), "hop_slide": interval(trending.hop_slide_s),
-        "alerts_topic": alerts_topic,
+        "tumble": interval(trending.tumble_s), "tumble_s": trending.tumble_s, "batch_shards": trending.batch_shards,
+        "alerts_topic": alerts_topic, "counts_path": counts_path or default_counts_path(settings),
         "transactional_id_prefix": f"streampulse-trending-{uuid.uuid4().hex[:8]}", **jdbc_options(settings),
     }
     statement_set = t_env.create_statement_set()
     add_sql(t_env, statement_set, "social_posts_source", **values)
-    add_sql(t_env, statement_set, "trending_counts", **values)
+    add_sql(t_env, statement_set, "trending_input", **values)
 
-    scored = (t_env.to_data_stream(t_env.from_path("scoring_input"))
-              .key_by(lambda r: r.keyword, key_type=Types.STRING())
-              .process(ScoreKeyword(trending), output_type=Types.PICKLED_BYTE_ARRAY())
-              .uid("score-keywords").name("Score keywords (EWMA z-score)"))
-    ranked = (scored.key_by(lambda d: d.window_end_ms, key_type=Types.LONG())
-              .process(RankWindow(trending, redis_options(settings)), output_type=TREND_ROW)
-              .uid("rank-window").name("Rank trends per window, publish to Redis"))
-    t_env.create_temporary_view("ranked_trend_rows", t_env.from_data_stream(ranked))
-    late = (t_env.to_data_stream(t_env.from_path("late_posts"))
-            .map(CountLatePost(), output_type=LATE_POST_ROW)
-            .uid("count-late-posts").name("Count late posts (latePosts metric)"))
-    t_env.create_temporary_view("counted_late_posts", t_env.from_data_stream(late))
+    # The only Table → DataStream hand-off: the topic is read once, by this one pipeline.
+    scored = (t_env.to_data_stream(t_env.from_path("trending_input"))
+              .key_by(lambda r: 0, key_type=Types.INT())
+              .process(CountAndScore(trending, redis_options(settings)), output_type=COUNT_ROW)
+              .uid("count-and-score").name("Count keywords per minute, score sliding windows, publish to Redis"))
+    views = {"keyword_count_rows": scored, "trend_rows": scored.get_side_output(TRENDS),
+             "keyword_rows": scored.get_side_output(KEYWORDS), "window_total_rows": scored.get_side_output(TOTALS),
+             "counted_late_posts": scored.get_side_output(LATE)}
+    for name, stream in views.items():
+        t_env.create_temporary_view(name, t_env.from_data_stream(stream))
     add_sql(t_env, statement_set, "trending_outputs", **values)
-    statement_set.add_insert_sql("INSERT INTO trends_sink SELECT * FROM ranked_trends")
-    statement_set.add_insert_sql(
-        "INSERT INTO trend_alerts_sink SELECT keyword, window_start, window_end, trend_rank, posts, authors, "
-        "baseline_mean, baseline_std, z, sample_uids FROM ranked_trends")
     statement_set.attach_as_datastream()
     return env
 
@@ -201,12 +344,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--topic", default="social.posts")
     parser.add_argument("--alerts-topic", default="trends.alerts")
     parser.add_argument("--group-id", default="streampulse-trending")
+    parser.add_argument("--counts-path", help="where every keyword's minute counts go: s3://bucket/prefix or "
+                        "file:///folder (default: s3://<minio.bucket>/keyword_counts, or <state>/lake/keyword_counts)")
     parser.add_argument("--bounded", action="store_true",
                         help="read the topic from the start to its current end, then finish (tests, demo)")
     args = parser.parse_args([a for a in (argv if argv is not None else sys.argv[1:]) if a != "--"])
+    if args.counts_path and not args.counts_path.startswith(("s3://", "file:///")):
+        parser.error(f"--counts-path {args.counts_path!r}: expected s3://bucket/prefix or file:///absolute/folder")
     settings = load_settings()
     env = build(settings, topic=args.topic, alerts_topic=args.alerts_topic, bounded=args.bounded,
-                group_id=args.group_id)
+                group_id=args.group_id, counts_path=args.counts_path)
     log.info("trending job: %s → Postgres, Redis, %s", args.topic, args.alerts_topic)
     env.execute("streampulse-trending")
     return 0

@@ -15,6 +15,7 @@ runs vectorised, a batch at a time).
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Sequence
@@ -69,6 +70,11 @@ def _normalise(value: str) -> str:
 
 
 def stop_words_for(langs: Sequence[str]) -> frozenset[str]:
+    return _stop_words_for(tuple(langs))
+
+
+@functools.lru_cache(maxsize=1024)  # a post's languages are one of a few combinations
+def _stop_words_for(langs: tuple[str, ...]) -> frozenset[str]:
     known = [STOP_WORDS[base] for lang in langs if (base := lang.split("-")[0].lower()) in STOP_WORDS]
     return frozenset().union(*known) if known else ALL_STOP_WORDS
 

@@ -30,10 +30,9 @@ and how this answers:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
-from typing import Annotated
+from typing import Annotated, NamedTuple
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class TrendingSettings(BaseModel):
@@ -55,6 +54,27 @@ class TrendingSettings(BaseModel):
     share_mode: bool = True
     top_n: Annotated[int, Field(ge=1, description="a whole number ≥ 1")] = 20
     redis_ttl_s: Annotated[int, Field(ge=1, description="seconds, a whole number ≥ 1")] = 3600
+    # What PostgreSQL receives besides the trends (shared/keyword_windows.py): each minute's most frequent
+    # keywords, and the keywords that trended or came close (z ≥ watch_z), for watch_minutes afterwards.
+    top_keywords: Annotated[int, Field(ge=0, description="keywords per minute, a whole number ≥ 0")] = 20
+    watch_z: Annotated[float, Field(gt=0, description="a positive number of standard deviations, ≤ z_threshold")] = 3.5
+    watch_max: Annotated[int, Field(ge=0, description="keywords per window, a whole number ≥ 0")] = 50
+    watch_minutes: Annotated[int, Field(ge=0, description="minutes, a whole number ≥ 0")] = 10
+    # Each minute's posts reach the Python stage in this many batches (by uid), bounding one batch's size.
+    batch_shards: Annotated[int, Field(ge=1, le=1024, description="a whole number from 1 to 1024")] = 4
+
+    @model_validator(mode="after")
+    def _windows_fit(self):
+        if self.hop_slide_s != self.tumble_s:
+            raise ValueError(f"trending.hop_slide_s ({self.hop_slide_s}) must equal trending.tumble_s "
+                             f"({self.tumble_s}): the sliding windows are built from the tumbling ones")
+        if self.hop_size_s % self.hop_slide_s:
+            raise ValueError(f"trending.hop_size_s ({self.hop_size_s}) must be a multiple of trending.hop_slide_s "
+                             f"({self.hop_slide_s})")
+        if self.watch_z > self.z_threshold:
+            raise ValueError(f"trending.watch_z ({self.watch_z}) must not exceed trending.z_threshold "
+                             f"({self.z_threshold}): every trend is also watched")
+        return self
 
     @property
     def overlap(self) -> int:
@@ -62,8 +82,9 @@ class TrendingSettings(BaseModel):
         return max(1, math.ceil(self.hop_size_s / self.hop_slide_s))
 
 
-@dataclass(frozen=True)
-class WindowRow:
+# NamedTuples, not dataclasses: the job builds, scores and pickles hundreds of thousands of these per
+# minute of a busy stream, and a tuple is several times cheaper to make and to pickle (bench/trending_throughput.py).
+class WindowRow(NamedTuple):
     keyword: str
     window_index: int  # window_end // slide: consecutive windows differ by 1
     window_start_ms: int
@@ -75,18 +96,16 @@ class WindowRow:
     stream_first_index: int | None = None  # the first window the job saw (any keyword); None = this row's
 
 
-@dataclass(frozen=True)
-class Baseline:
+class Baseline(NamedTuple):
     mean: float = 0.0  # of the share (share mode) or of the count
     var: float = 0.0
     first_index: int | None = None  # where the keyword's history starts
     folded_until: int | None = None  # the last window index already in mean/var
     windows: int = 0  # how many windows (absent ones included) are in mean/var
-    pending: tuple[tuple[int, float], ...] = field(default=())  # (index, value) still inside the scoring window
+    pending: tuple[tuple[int, float], ...] = ()  # (index, value) still inside the scoring window
 
 
-@dataclass(frozen=True)
-class TrendDecision:
+class TrendDecision(NamedTuple):
     keyword: str
     window_start_ms: int
     window_end_ms: int
@@ -97,6 +116,7 @@ class TrendDecision:
     z: float
     is_trend: bool
     samples: tuple[str, ...] = ()
+    warm: bool = True  # the stream has the history the score needs (min_history_windows): z means something
 
 
 def decay(mean: float, var: float, k: int, alpha: float) -> tuple[float, float]:
@@ -115,21 +135,25 @@ def ewma_step(mean: float, var: float, x: float, alpha: float) -> tuple[float, f
 
 def fold(state: Baseline, up_to: int, alpha: float) -> Baseline:
     """Move every pending window with index ≤ up_to into mean/var, zeros for the gaps between them."""
-    mean, var, n, done = state.mean, state.var, state.windows, state.folded_until
-    keep = []
-    for index, value in state.pending:
+    mean, var, first_index, done, n, pending = state
+    if (not pending or pending[0][0] > up_to) and (done is None or done >= up_to):
+        return state  # nothing to fold (pending is in window order)
+    keep: tuple = ()
+    for position, (index, value) in enumerate(pending):
         if index > up_to:
-            keep.append((index, value))
-            continue
-        if done is not None:
+            keep = pending[position:]
+            break
+        if done is not None and index - done > 1:
             mean, var, n = absent_windows(mean, var, n, index - done - 1, alpha)
         n += 1
-        mean, var = ewma_step(mean, var, value, max(alpha, 1 / n))
+        weight = alpha if alpha >= 1 / n else 1 / n
+        diff = value - mean  # ewma_step, inlined: this loop runs for every keyword of every window
+        mean, var = mean + weight * diff, (1 - weight) * (var + weight * diff * diff)
         done = index
     if done is not None and done < up_to:
         mean, var, n = absent_windows(mean, var, n, up_to - done, alpha)  # absent windows up to the edge count as 0
         done = up_to
-    return replace(state, mean=mean, var=var, windows=n, folded_until=done, pending=tuple(keep))
+    return Baseline(mean, var, first_index, done, n, keep)
 
 
 def absent_windows(mean: float, var: float, n: int, k: int, alpha: float) -> tuple[float, float, int]:
@@ -165,9 +189,7 @@ def poisson_tail(x: int, lam: float) -> float:
 
 def observe(state: Baseline | None, row: WindowRow, settings: TrendingSettings) -> tuple[Baseline, TrendDecision]:
     """Score `row` against the keyword's baseline, then queue it for the baseline."""
-    if state is None:
-        state = _first_baseline(row, settings)
-    state = fold(state, row.window_index - settings.overlap, settings.alpha)
+    state = _folded(state, row, settings)
     scale = row.window_posts if settings.share_mode else 1
     if state.folded_until is None:
         expected = std = 0.0
@@ -178,14 +200,31 @@ def observe(state: Baseline | None, row: WindowRow, settings: TrendingSettings) 
         std = math.sqrt(variance)
         z = z_score(row.posts, expected, variance)
     history = row.window_index - (state.first_index if state.first_index is not None else row.window_index)
-    is_trend = (state.folded_until is not None and history >= settings.min_history_windows
+    warm = state.folded_until is not None and history >= settings.min_history_windows
+    is_trend = (warm
                 and row.posts >= settings.min_posts and row.authors >= settings.min_authors
                 and z >= settings.z_threshold
                 and poisson_tail(row.posts, max(expected, settings.min_expected)) <= settings.max_p_value)
+    return _queued(state, row, settings), TrendDecision(row.keyword, row.window_start_ms, row.window_end_ms, row.posts,
+                                                        row.authors, expected, std, z, is_trend, row.samples, warm)
+
+
+def advance(state: Baseline | None, row: WindowRow, settings: TrendingSettings) -> Baseline:
+    """The baseline `observe` leaves behind, without the score: for a row that can neither trend nor be
+    watched (fewer than min_posts posts), which is most of a long-tailed vocabulary's rows."""
+    return _queued(_folded(state, row, settings), row, settings)
+
+
+def _folded(state: Baseline | None, row: WindowRow, settings: TrendingSettings) -> Baseline:
+    if state is None:
+        state = _first_baseline(row, settings)
+    return fold(state, row.window_index - settings.overlap, settings.alpha)
+
+
+def _queued(state: Baseline, row: WindowRow, settings: TrendingSettings) -> Baseline:
     value = row.posts / row.window_posts if settings.share_mode and row.window_posts else float(row.posts)
-    state = replace(state, pending=(*state.pending, (row.window_index, value)))
-    return state, TrendDecision(row.keyword, row.window_start_ms, row.window_end_ms, row.posts, row.authors,
-                                expected, std, z, is_trend, row.samples)
+    return Baseline(state.mean, state.var, state.first_index, state.folded_until, state.windows,
+                    (*state.pending, (row.window_index, value)))
 
 
 def _first_baseline(row: WindowRow, settings: TrendingSettings) -> Baseline:

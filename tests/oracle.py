@@ -9,6 +9,7 @@ import json
 from collections import defaultdict
 from dataclasses import dataclass
 
+from shared.keyword_windows import watch_list
 from shared.keywords import extract_keywords
 from shared.trends import TrendingSettings, WindowRow, observe, rank
 from shared.volume import VolumeSettings, still_expected
@@ -44,9 +45,9 @@ def recompute(posts: list[dict], size_ms: int, slide_ms: int) -> dict:
     return {key: (len(windows.uids[key]), len(windows.authors[key])) for key in windows.uids}
 
 
-def expected_trends(posts: list[dict], settings: TrendingSettings, up_to_end_ms: int) -> list[tuple]:
-    """(window_end_ms, keyword, rank, posts, authors, z, sample_uids JSON) of every window ending by
-    `up_to_end_ms`, as the job's scoring and ranking stages see its sliding windows, in window order."""
+def window_decisions(posts: list[dict], settings: TrendingSettings) -> dict[int, list]:
+    """window_end_ms -> the decision for every keyword of that sliding window, scored in window order as the
+    job's scoring stage sees its windows."""
     size, slide = settings.hop_size_s * 1000, settings.hop_slide_s * 1000
     windows = sliding_windows(posts, size, slide)
     rows = sorted((start, keyword) for start, source, keyword in windows.uids if source == "*")
@@ -58,10 +59,45 @@ def expected_trends(posts: list[dict], settings: TrendingSettings, up_to_end_ms:
                         len(windows.authors[start, "*", keyword]), len(windows.posts[start]),
                         tuple(dict.fromkeys((min(uids), max(uids)))), stream_first_index=stream_first_index)
         states[keyword], decision = observe(states.get(keyword), row, settings)
-        if decision.is_trend and start + size <= up_to_end_ms:
-            decisions[start + size].append(decision)
+        decisions[start + size].append(decision)
+    return decisions
+
+
+def expected_trends(posts: list[dict], settings: TrendingSettings, up_to_end_ms: int) -> list[tuple]:
+    """(window_end_ms, keyword, rank, posts, authors, z, sample_uids JSON) of every window ending by
+    `up_to_end_ms`."""
     return sorted((end, d.keyword, position, d.posts, d.authors, round(d.z, 6), json.dumps(list(d.samples)))
-                  for end, ranked in decisions.items() for position, d in rank(ranked, settings.top_n))
+                  for end, scored in window_decisions(posts, settings).items() if end <= up_to_end_ms
+                  for position, d in rank(scored, settings.top_n))
+
+
+def expected_keyword_rows(posts: list[dict], settings: TrendingSettings) -> dict:
+    """What keyword_window_counts receives from a run over all of `posts` (to the end of the input):
+    (window_kind, window_start_ms, keyword) -> (posts, authors, z rounded to 6 places or None).
+
+    'hop': the sliding windows in which a keyword trended or came close (shared/keyword_windows.watch_list);
+    'tumble': a keyword's minute when it is among the minute's `top_keywords` by posts (ties alphabetical), or
+    when the keyword trended or came close in a window ending at minute e with e − overlap ≤ minute < e +
+    watch_minutes (the window's own minutes, then the following ones)."""
+    tumble, slide = settings.tumble_s * 1000, settings.hop_slide_s * 1000
+    rows, watched = {}, defaultdict(list)
+    for end, scored in window_decisions(posts, settings).items():
+        for d in watch_list(scored, settings):
+            rows["hop", d.window_start_ms, d.keyword] = (d.posts, d.authors, round(d.z, 6))
+            watched[d.keyword].append(end // slide)
+    minutes = {(start, keyword): counts for (start, source, keyword), counts in recompute(posts, tumble, tumble).items()
+               if source == "*"}
+    by_minute = defaultdict(list)
+    for (start, keyword), (count, _) in minutes.items():
+        by_minute[start].append((-count, keyword))
+    top = {(start, keyword) for start, ranked in by_minute.items()
+           for _, keyword in sorted(ranked)[:settings.top_keywords]}
+    for (start, keyword), (count, authors) in minutes.items():
+        minute = start // tumble
+        if (start, keyword) in top or any(e - settings.overlap <= minute < e + settings.watch_minutes
+                                          for e in watched.get(keyword, ())):
+            rows["tumble", start, keyword] = (count, authors, None)
+    return rows
 
 
 def volume_counts(posts: list[dict], tumble_ms: int) -> dict:

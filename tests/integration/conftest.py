@@ -66,6 +66,21 @@ def dlq_topic(settings):
     admin.close()
 
 
+@pytest.fixture
+def counts_lake(settings):
+    """A fresh lake prefix for the trending job's minute counts (its `--counts-path`), removed afterwards."""
+    from tests.integration.sinks import remove_lake
+
+    prefix = f"test-{uuid.uuid4().hex[:12]}/keyword_counts"
+    yield prefix
+    remove_lake(settings, prefix)
+
+
+def counts_path(settings, prefix: str) -> list[str]:
+    """The trending job's arguments that put its minute counts under s3://<bucket>/<prefix>."""
+    return ["--counts-path", f"s3://{settings.minio.bucket}/{prefix}"]
+
+
 def read_topic(settings, topic: str, *, isolation: str = "read_committed", timeout_s: float = 60) -> list:
     """Every record of `topic` up to its end offsets at call time (the committed end for read_committed)."""
     import time

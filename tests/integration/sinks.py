@@ -14,7 +14,7 @@ from connectors.producer import PostProducer
 from shared import clients
 from stack.processes import wait_until
 from tests.integration.conftest import read_topic
-from tests.oracle import expected_trends, recompute
+from tests.oracle import expected_keyword_rows, expected_trends, recompute
 
 REDIS_CURRENT = ("streampulse:trends:current", "streampulse:trends:current:meta")
 
@@ -47,13 +47,21 @@ def produce(settings, topic: str, dlq_topic: str, posts: list[dict]) -> None:
     assert producer.summary.sent == len(posts)
 
 
-def hop_counts(settings, first_ms: int, up_to_end_ms: int) -> dict:
-    """(window_start, source, keyword) -> (posts, authors) of the sliding windows ending in the span."""
+def closed_minutes_equal_oracle(settings, counts_prefix: str, posts: list[dict], closed_end_ms: int) -> bool:
+    """Whether the lake holds the oracle's count of every keyword in every minute closed by `closed_end_ms`."""
+    first_ms = min(p["created_at"] for p in posts)
+    expected = {key: counts for key, counts in minute_counts(posts).items() if key[0] + 60_000 <= closed_end_ms}
+    stored = read_keyword_counts(settings, counts_prefix, first_ms, closed_end_ms - 60_000)
+    return stored == expected
+
+
+def keyword_rows(settings, first_ms: int, last_ms: int) -> dict:
+    """keyword_window_counts of the span in the oracle's form (tests.oracle.expected_keyword_rows)."""
     with clients.postgres(settings, "reader") as conn:
-        rows = conn.execute("SELECT window_start, source, keyword, posts, authors FROM keyword_window_counts "
-                            "WHERE window_kind = 'hop' AND window_end > %s AND window_end <= %s",
-                            (as_utc(first_ms), as_utc(up_to_end_ms))).fetchall()
-    return {(start, source, keyword): (n, a) for start, source, keyword, n, a in rows}
+        rows = conn.execute("SELECT window_kind, window_start, keyword, posts, authors, z FROM keyword_window_counts "
+                            "WHERE window_end > %s AND window_start <= %s", (as_utc(first_ms), as_utc(last_ms))
+                            ).fetchall()
+    return {(kind, as_ms(start), k): (n, a, None if z is None else round(z, 6)) for kind, start, k, n, a, z in rows}
 
 
 def stored_trends(settings, first_ms: int, up_to_end_ms: int) -> list[tuple]:
@@ -73,22 +81,32 @@ def committed_alerts(settings, topic: str, up_to_end_ms: int) -> list[tuple]:
 
 
 def assert_trending_sinks_equal_oracle(settings, posts: list[dict], alerts_topic: str, closed_end_ms: int,
-                                       *, timeout_s: float = 300) -> list[tuple]:
+                                       counts_prefix: str, *, timeout_s: float = 300) -> list[tuple]:
     """Wait until the trending job's sinks hold the oracle's results for every window closed by
-    `closed_end_ms`: window counts and trends in Postgres, the committed alerts once each, and the Redis
-    current set at the latest trending window (never an older one). Returns the oracle's trends."""
+    `closed_end_ms`: every keyword's minute counts in the lake (under s3://<bucket>/<counts_prefix>), the
+    keyword rows and trends in Postgres, the committed alerts once each, and the Redis current set at the
+    latest trending window (never an older one). Returns the oracle's trends."""
     trending = settings.trending
-    size, slide = trending.hop_size_s * 1000, trending.hop_slide_s * 1000
     first_ms = min(p["created_at"] for p in posts)
-    expected = {(as_utc(start), source, keyword): counts
-                for (start, source, keyword), counts in recompute(posts, size, slide).items()
-                if first_ms < start + size <= closed_end_ms}
-    wait_until(lambda: hop_counts(settings, first_ms, closed_end_ms) == expected, timeout_s,
-               what="every closed window's keyword counts in Postgres equal the oracle's")
+    wait_until(lambda: closed_minutes_equal_oracle(settings, counts_prefix, posts, closed_end_ms), timeout_s,
+               what="every closed minute's keyword counts in the lake equal the oracle's")
     oracle = expected_trends(posts, trending, closed_end_ms)
     assert oracle, "the input's bursts must trend"
     wait_until(lambda: stored_trends(settings, first_ms, closed_end_ms) == oracle, 120,
                what="the trends in Postgres equal the oracle's")
+    # Every keyword row is the oracle's (none overwritten by a partial recount), and every closed window's
+    # watched keywords are there.
+    expected = expected_keyword_rows(posts, trending)
+    closed_hop = {key: row for key, row in expected.items()
+                  if key[0] == "hop" and key[1] + trending.hop_size_s * 1000 <= closed_end_ms}
+    def closed_hop_rows() -> dict:
+        return {k: r for k, r in keyword_rows(settings, first_ms, closed_end_ms).items() if k in closed_hop}
+
+    wait_until(lambda: closed_hop_rows() == closed_hop, 120,
+               what="the closed windows' watched keywords in Postgres equal the oracle's")
+    stored = keyword_rows(settings, first_ms, closed_end_ms)
+    wrong = {key: row for key, row in stored.items() if expected.get(key) != row}
+    assert wrong == {}, f"keyword rows that differ from the oracle: {sorted(wrong.items())[:10]}"
     # Each of the oracle's trends exactly once on the alerts topic: nothing from an aborted attempt.
     wait_until(lambda: committed_alerts(settings, alerts_topic, closed_end_ms) == [(e, k, r) for e, k, r, *_ in oracle],
                120, what="the committed alerts equal the oracle's trends, once each")
@@ -135,6 +153,29 @@ def read_lake(settings, prefix: str) -> tuple[dict[str, dict], list[str]]:
             assert row["uid"] not in archived, f"{row['uid']} archived twice"
             archived[row["uid"]] = row | partition
     return archived, objects
+
+
+def read_keyword_counts(settings, prefix: str, first_ms: int, last_ms: int) -> dict:
+    """The trending job's lake of minute counts under s3://<bucket>/<prefix>/, for the minutes of the span:
+    (window_start_ms, keyword) -> (posts, authors). A minute and keyword found twice fails."""
+    minio, bucket = clients.minio(settings), settings.minio.bucket
+    counts: dict = {}
+    for item in minio.list_objects(bucket, prefix=prefix + "/", recursive=True):
+        name = item.object_name
+        if "inprogress" in name or name.rsplit("/", 1)[-1].startswith((".", "_")):
+            continue
+        for row in pq.read_table(io.BytesIO(minio.get_object(bucket, name).read())).to_pylist():
+            start = as_ms(row["window_start"].replace(tzinfo=None))
+            if first_ms // 60_000 * 60_000 <= start <= last_ms:
+                assert (start, row["keyword"]) not in counts, f"{row['keyword']} at {start} in the lake twice"
+                counts[start, row["keyword"]] = (row["posts"], row["authors"])
+    return counts
+
+
+def minute_counts(posts: list[dict]) -> dict:
+    """The oracle's minute counts of every keyword (all sources), in read_keyword_counts' form."""
+    return {(start, keyword): counts for (start, source, keyword), counts in recompute(posts, 60_000, 60_000).items()
+            if source == "*"}
 
 
 def remove_lake(settings, prefix: str) -> None:

@@ -4,7 +4,8 @@ is killed (-9) and restarted, the Kafka broker is killed (-9) and restarted, Pos
 the jobs write and started again, and the TaskManager running the jobs is killed (-9; its supervisor
 starts a new one). Nobody touches the jobs: they recover by themselves, and once the
 input is drained every sink equals the batch oracle (tests/oracle.py) computed from the same file —
-keyword window counts, trends, the committed alerts and the Redis current set; volume windows, anomalies
+every keyword's minute counts in the lake, the keyword rows and trends in Postgres, the committed alerts and
+the Redis current set; volume windows, anomalies
 and the committed anomalies topic; the Parquet lake. Nothing lost, nothing twice.
 
 (tests/integration/test_recovery.py kills a TaskManager while a second one is ready to take over.)"""
@@ -27,7 +28,7 @@ from shared import clients
 from shared.settings import PROJECT_ROOT
 from stack.processes import pid_alive, wait_until
 from stack.services import Kafka, Postgres
-from tests.integration.conftest import cli, read_topic
+from tests.integration.conftest import cli, counts_path, read_topic
 from tests.integration.sinks import (
     as_utc,
     assert_trending_sinks_equal_oracle,
@@ -102,7 +103,8 @@ def topics(settings):
 
 @pytest.mark.timeout(1500)
 def test_producer_broker_and_database_faults_leave_every_sink_equal_to_the_oracle(settings, cluster, kafka_topic,
-                                                                                  dlq_topic, topics, tmp_path):
+                                                                                  dlq_topic, topics, tmp_path,
+                                                                                  counts_lake):
     posts = [event.payload for event in synthetic.generate(INPUT)]
     input_file = tmp_path / "posts.jsonl"
     input_file.write_text("".join(json.dumps(post) + "\n" for post in posts))
@@ -111,7 +113,8 @@ def test_producer_broker_and_database_faults_leave_every_sink_equal_to_the_oracl
     lake = f"test-faults-{uuid.uuid4().hex[:12]}"
     group = f"test-{kafka_topic}"
     jobs = {
-        "trending": ["--topic", kafka_topic, "--alerts-topic", topics["alerts"], "--group-id", f"{group}-trending"],
+        "trending": ["--topic", kafka_topic, "--alerts-topic", topics["alerts"], "--group-id", f"{group}-trending",
+                     *counts_path(settings, counts_lake)],
         "volume": ["--topic", kafka_topic, "--anomalies-topic", topics["anomalies"], "--dlq-topic", dlq_topic,
                    "--group-id", f"{group}-volume"],
         "archive": ["--topic", kafka_topic, "--path", f"s3://{settings.minio.bucket}/{lake}", "--group-id",
@@ -181,7 +184,7 @@ def test_producer_broker_and_database_faults_leave_every_sink_equal_to_the_oracl
         # Everything closed by the final watermark (the last posts hold it at their time − 30 s) equals the
         # oracle: trending first (counts, trends, committed alerts, Redis)...
         closed_end = last_ms - settings.trending.watermark_s * 1000 - settings.trending.hop_slide_s * 1000
-        assert_trending_sinks_equal_oracle(settings, posts, topics["alerts"], closed_end, timeout_s=600)
+        assert_trending_sinks_equal_oracle(settings, posts, topics["alerts"], closed_end, counts_lake, timeout_s=600)
 
         # ...the volume job: every series' minute counts, and the anomalies with their scores, in Postgres
         # and once each on the committed anomalies topic...

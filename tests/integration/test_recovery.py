@@ -14,17 +14,14 @@ import pytest
 from shared.settings import load_settings
 from stack.cluster import Cluster
 from stack.processes import pid_alive, wait_until
-from tests.integration.conftest import cli
+from tests.integration.conftest import cli, counts_path
 from tests.integration.sinks import (
-    as_ms,
-    as_utc,
     assert_trending_sinks_equal_oracle,
     clear_windows,
-    hop_counts,
+    closed_minutes_equal_oracle,
     produce,
 )
 from tests.integration.test_trending_job import SAMPLE
-from tests.oracle import recompute
 
 
 @pytest.fixture
@@ -37,7 +34,7 @@ def two_taskmanagers(settings, monkeypatch):
 
 
 def test_a_killed_taskmanager_is_replaced_and_every_sink_equals_the_oracle(settings, two_taskmanagers, kafka_topic,
-                                                                             dlq_topic):
+                                                                             dlq_topic, counts_lake):
     cluster = two_taskmanagers
     trending = settings.trending
     posts = [json.loads(line) for line in SAMPLE.read_text().splitlines()]
@@ -47,18 +44,12 @@ def test_a_killed_taskmanager_is_replaced_and_every_sink_equals_the_oracle(setti
     # One partition: the sample's own order.
     produce(settings, dlq_topic, kafka_topic, [p for p in posts if p["created_at"] < split_ms])
     job_id = cli("submit", "trending", "--", "--topic", dlq_topic, "--alerts-topic", kafka_topic,
-                 "--group-id", f"test-{dlq_topic}").strip().splitlines()[-1]
+                 "--group-id", f"test-{dlq_topic}", *counts_path(settings, counts_lake)).strip().splitlines()[-1]
     wait_until(lambda: cluster.running_job(job_id), 300, what=f"job {job_id} RUNNING")
-    size, slide = trending.hop_size_s * 1000, trending.hop_slide_s * 1000
-    expected = {(as_utc(start), source, keyword): counts
-                for (start, source, keyword), counts in recompute(posts, size, slide).items()}
-
-    def expected_until(end_ms: int) -> dict:
-        return {key: counts for key, counts in expected.items() if first_ms < as_ms(key[0]) + size <= end_ms}
-
     progress_end = first_ms + 15 * 60_000
-    wait_until(lambda: hop_counts(settings, first_ms, progress_end) == expected_until(progress_end), 300,
-               what="the first 15 minutes' window counts in Postgres")
+    early = [p for p in posts if p["created_at"] < split_ms]
+    wait_until(lambda: closed_minutes_equal_oracle(settings, counts_lake, early, progress_end), 300,
+               what="the first 15 minutes' keyword counts in the lake")
 
     # A completed checkpoint first, so that the job restores state rather than starting over.
     wait_until(lambda: cluster.request("GET", f"/jobs/{job_id}/checkpoints")["counts"]["completed"] >= 1, 300,
@@ -82,6 +73,6 @@ def test_a_killed_taskmanager_is_replaced_and_every_sink_equals_the_oracle(setti
     produce(settings, dlq_topic, kafka_topic, [p for p in posts if p["created_at"] >= split_ms])
 
     # Every closed window (the last posts hold the watermark at their time − 30 s) equals the oracle.
-    closed_end = last_ms - trending.watermark_s * 1000 - slide
-    assert_trending_sinks_equal_oracle(settings, posts, kafka_topic, closed_end)
+    closed_end = last_ms - trending.watermark_s * 1000 - trending.hop_slide_s * 1000
+    assert_trending_sinks_equal_oracle(settings, posts, kafka_topic, closed_end, counts_lake)
     cli("cancel", job_id)

@@ -1,11 +1,13 @@
-"""The trending job end to end on the bundled sample: window counts equal a plain-Python recomputation,
-the labelled bursts (and nothing else) reach Postgres, Redis and the alerts topic."""
+"""The trending job end to end on the bundled sample: every keyword's minute counts in the lake and the rows
+Postgres receives equal a plain-Python recomputation, the labelled bursts (and nothing else) reach Postgres,
+Redis and the alerts topic."""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
+import uuid
 from collections import Counter
 from datetime import UTC
 
@@ -14,8 +16,8 @@ from shared import clients
 from shared.keywords import extract_keywords
 from shared.settings import PROJECT_ROOT
 from tests.integration.conftest import read_topic
-from tests.integration.sinks import as_ms, as_utc
-from tests.oracle import expected_trends, recompute
+from tests.integration.sinks import as_ms, as_utc, minute_counts, read_keyword_counts, remove_lake
+from tests.oracle import expected_keyword_rows, expected_trends
 
 SAMPLE = PROJECT_ROOT / "connectors" / "samples" / "sample.jsonl"
 LABELS = PROJECT_ROOT / "connectors" / "samples" / "sample.labels.json"
@@ -37,23 +39,32 @@ def test_trending_job_counts_exactly_and_reports_the_burst(settings, kafka_topic
     assert producer.summary.sent == len(posts)
 
     alerts_topic = dlq_topic  # a fresh single-partition topic
-    result = subprocess.run([sys.executable, "-m", "shared.cli", "run", "trending", "--", "--bounded", "--topic",
-                             kafka_topic, "--alerts-topic", alerts_topic, "--group-id", f"test-{kafka_topic}"],
-                            cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=900)
-    assert result.returncode == 0, result.stderr[-3000:]
+    lake = f"test-trending-{uuid.uuid4().hex[:12]}"
+    try:
+        result = subprocess.run([sys.executable, "-m", "shared.cli", "run", "trending", "--", "--bounded", "--topic",
+                                 kafka_topic, "--alerts-topic", alerts_topic, "--group-id", f"test-{kafka_topic}",
+                                 "--counts-path", f"s3://{settings.minio.bucket}/{lake}/keyword_counts"],
+                                cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=900)
+        assert result.returncode == 0, result.stderr[-3000:]
+        # Every keyword's count of every minute, in the lake.
+        assert read_keyword_counts(settings, f"{lake}/keyword_counts", first_ms, last_ms) == minute_counts(posts)
+    finally:
+        remove_lake(settings, lake)
 
     trending = settings.trending
     with clients.postgres(settings, "reader") as conn:
-        for kind, size_s, slide_s in (("tumble", trending.tumble_s, trending.tumble_s),
-                                      ("hop", trending.hop_size_s, trending.hop_slide_s)):
-            expected = {(as_utc(start), source, keyword): counts for (start, source, keyword), counts
-                        in recompute(posts, size_s * 1000, slide_s * 1000).items()}
-            rows = conn.execute("SELECT window_start, source, keyword, posts, authors FROM keyword_window_counts "
-                                "WHERE window_kind = %s AND window_end > %s AND window_start <= %s",
-                                (kind, as_utc(first_ms), as_utc(last_ms))).fetchall()
-            actual = {(start, source, keyword): (n, a) for start, source, keyword, n, a in rows}
-            assert len(actual) == len(expected), kind
-            assert actual == expected, kind
+        # Postgres holds each minute's top keywords and what trended or came close: bounded, and exact.
+        rows = conn.execute("SELECT window_kind, window_start, keyword, posts, authors, z FROM keyword_window_counts "
+                            "WHERE window_end > %s AND window_start <= %s", (as_utc(first_ms), as_utc(last_ms))
+                            ).fetchall()
+        expected = expected_keyword_rows(posts, trending)
+        assert {(kind, as_ms(start), k): (n, a, None if z is None else round(z, 6))
+                for kind, start, k, n, a, z in rows} == expected
+        # bounded per window by the settings, not by the vocabulary
+        per_window = Counter((kind, start) for kind, start, *_ in rows)
+        watched = {k for kind, _, k, *_ in rows if kind == "hop"}
+        assert max(n for (kind, _), n in per_window.items() if kind == "hop") <= trending.watch_max
+        assert max(n for (kind, _), n in per_window.items() if kind == "tumble") <= trending.top_keywords + len(watched)
         trends = conn.execute("SELECT window_start, window_end, keyword, trend_rank FROM trends "
                               "WHERE window_end > %s AND window_start <= %s", (as_utc(first_ms), as_utc(last_ms))
                               ).fetchall()

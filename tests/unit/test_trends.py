@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from dataclasses import replace
 
 import pytest
 
@@ -90,15 +89,15 @@ def test_a_keyword_new_after_the_streams_warm_up_has_a_known_zero_baseline():
                                                                                          rel=1e-4)
     assert decision.is_trend and state.first_index == 0 and state.folded_until == 40 - settings.overlap
     # Too few posts or authors still hold a new word back: 7 posts < min_posts, or 3 authors < min_authors.
-    assert not observe(None, replace(new, posts=7, authors=7), settings)[1].is_trend
-    assert not observe(None, replace(new, authors=3), settings)[1].is_trend
+    assert not observe(None, new._replace(posts=7, authors=7), settings)[1].is_trend
+    assert not observe(None, new._replace(authors=3), settings)[1].is_trend
     # Just after the warm-up (10 windows watched) the bound is 3·5/14 = 1.07 per window:
     # P(X ≥ 11 | 1.07) = 2.0e-8 > max_p_value 1e-8 although z = 6.9, so 11 are not enough; 12 are (1.8e-9).
-    assert not observe(None, replace(new, window_index=10, posts=11), settings)[1].is_trend
-    assert observe(None, replace(new, window_index=10, posts=12), settings)[1].is_trend
+    assert not observe(None, new._replace(window_index=10, posts=11), settings)[1].is_trend
+    assert observe(None, new._replace(window_index=10, posts=12), settings)[1].is_trend
     # During the stream's warm-up (window 6 < 10 windows in) a new keyword's history starts with the
     # stream's: windows 0 and 1 (those out of the scoring window) are folded in as zeros.
-    early_state, early = observe(None, replace(new, window_index=6), settings)
+    early_state, early = observe(None, new._replace(window_index=6), settings)
     assert not early.is_trend and early.expected == 0.0
     assert (early_state.first_index, early_state.folded_until, early_state.windows) == (0, 1, 2)
 
