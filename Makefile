@@ -10,14 +10,14 @@ STAMP := $(VENV)/.installed
 .PHONY: setup demo test test-unit test-integration lint stack-up stack-down stack-status clean
 
 setup: $(STAMP)
-	@$(SP) jars fetch >&2
+	@start=$$(date +%s); $(SP) jars fetch >&2 && echo "[setup] jars ready in $$(( $$(date +%s) - start ))s" >&2
 
 # Re-install only when the pins or the project metadata change.
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "Python 3.11 is required (found %s)" % sys.version.split()[0])'
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -c constraints.txt -e ".[dev]"
+	@start=$$(date +%s); $(BIN)/pip install -q --upgrade pip && $(BIN)/pip install -q -c constraints.txt -e ".[dev]" \
+		&& echo "[setup] Python packages installed in $$(( $$(date +%s) - start ))s" >&2
 	@touch $@
 
 stack-up: setup

@@ -131,7 +131,7 @@ def window_count_job(topic: str, group_id: str, aggregate: str) -> int:
               "tumble": interval(trending.tumble_s), "hop_size": interval(trending.hop_size_s),
               "hop_slide": interval(trending.hop_slide_s), "posts_agg": counts[0], "authors_agg": counts[1]}
     statements = t_env.create_statement_set()
-    for name in ("social_posts_source", "bench_window_count"):
+    for name in ("social_posts_avro", "bench_window_count"):
         add_sql(t_env, statements, name, **values)
     statements.execute().wait()
     return 0
@@ -168,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from kafka.admin import NewTopic
 
-    from bench.peers import check, ensure_venv, read_posts
+    from bench.peers import check, ensure_venv, peer_environment, read_posts
     from tests.integration.sinks import minute_counts, read_keyword_counts, remove_lake, stored_trends
     from tests.oracle import expected_trends
 
@@ -196,14 +196,15 @@ def main(argv: list[str] | None = None) -> int:
                         *[x for burst in BURSTS for x in ("--burst", burst)], "--dlq-topic", alerts, "--no-resume",
                         "--no-progress", "--cursor-name", f"bench-{suffix}"],
                        cwd=PROJECT_ROOT, check=True, stderr=subprocess.DEVNULL)
-        posts = read_posts(settings.kafka.bootstrap, topic)
+        posts = read_posts(settings.kafka.bootstrap, topic, settings.kafka.client_options("admin"))
         last_ms = max(p["created_at"] for p in posts)
         report("input", f"{len(posts):,} posts, seed {args.seed}, {args.rate:g} posts/s of event time from {START} "
                         f"({(last_ms - start_ms) / 3_600_000:.1f} h), bursts {' '.join(BURSTS)}, 4 partitions")
         for name in args.only:
             with tempfile.TemporaryDirectory() as scratch:
                 out = Path(scratch) / f"{name}.csv"
-                env = os.environ | {"PYTHONPATH": str(PROJECT_ROOT)}
+                login = peer_environment(*settings.kafka.credentials("admin"))  # the peers' SCRAM login
+                env = os.environ | {"PYTHONPATH": str(PROJECT_ROOT)} | login
                 timeout = args.sql_timeout if name.startswith("sql_") else None
                 log(f"{name}: over the empty topic, then over the input ...")
                 fixed = measured(command_for(name, empty, alerts, f"{lake}-empty", out, settings), env=env)

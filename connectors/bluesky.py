@@ -9,10 +9,13 @@ SocialPosts (uid = the at:// URI, author = the repo DID), deletes go to social.d
   in the middle of a commit, how many of its posts were); a reconnect asks for `?cursor=<seq>` and the
   server replays from that seq inclusive, so replays (and duplicate seqs) are dropped by seq. Reconnects
   back off exponentially with jitter, reset after a connection that lasted a minute.
-- A frame that does not decode goes to the dead-letter topic with its bytes; the stream goes on.
+- A frame that does not decode goes to the dead-letter topic with its bytes; the stream goes on. Relays do
+  not validate records, so a post record of the wrong shape (`langs: 5`, a facet that is not a map) goes to
+  the dead-letter topic too, and the cursor moves past it.
 - `#info OutdatedCursor`: the server no longer has the events after our cursor; the size of the gap is
   logged when the next commit shows where the stream resumed. Error frames (`FutureCursor`,
-  `ConsumerTooSlow`) end the connection: a future cursor is dropped (live from now), otherwise resume.
+  `ConsumerTooSlow`) close the connection and the source reconnects (with backoff): a future cursor is
+  dropped (live from now), otherwise it resumes from the cursor.
 
 Jetstream (`--jetstream`, v1 `/subscribe`): JSON text frames filtered to posts by the server, the
 cursor in microseconds, rewound a few seconds on reconnect and deduplicated by (uri, cid).
@@ -46,41 +49,64 @@ class ServerError(RuntimeError):
     """An error frame, or a connection the server ended."""
 
 
+def _dict(value: Any) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
+def _list(value: Any) -> list:
+    return value if isinstance(value, list) else []
+
+
 # -- records to SocialPosts --------------------------------------------------------------------------------
 def facets(record: dict) -> tuple[list[str], list[str], list[str]]:
     """Hashtags, mentions and links of a post record. Facet indexes are UTF-8 byte offsets: a mention is
     named by the handle it shows in the text (slice of the encoded text), or by its DID."""
-    encoded = (record.get("text") or "").encode()
+    text = record.get("text")
+    encoded = text.encode("utf-8", "replace") if isinstance(text, str) else b""
     tags, mentions, links = [], [], []
-    for facet in record.get("facets") or []:
-        index = facet.get("index") or {}
+    # Relays pass records on unvalidated: anything not of the lexicon's shape is skipped, never trusted.
+    for facet in _list(record.get("facets")):
+        index = _dict(_dict(facet).get("index"))
         start, end = index.get("byteStart"), index.get("byteEnd")
-        for feature in facet.get("features") or []:
-            kind = (feature.get("$type") or "").rsplit("#", 1)[-1]
-            if kind == "tag" and feature.get("tag"):
+        for feature in _list(_dict(facet).get("features")):
+            feature = _dict(feature)
+            kind = str(feature.get("$type") or "").rsplit("#", 1)[-1]
+            if kind == "tag" and isinstance(feature.get("tag"), str) and feature["tag"]:
                 tags.append(feature["tag"].lstrip("#"))
-            elif kind == "link" and feature.get("uri"):
+            elif kind == "link" and isinstance(feature.get("uri"), str) and feature["uri"]:
                 links.append(feature["uri"])
-            elif kind == "mention" and feature.get("did"):
+            elif kind == "mention" and isinstance(feature.get("did"), str) and feature["did"]:
                 shown = ""
                 if isinstance(start, int) and isinstance(end, int) and 0 <= start < end <= len(encoded):
                     shown = encoded[start:end].decode("utf-8", errors="ignore").strip().lstrip("@")
                 mentions.append(shown or feature["did"])
-    tags += [t.lstrip("#") for t in record.get("tags") or [] if isinstance(t, str)]
+    tags += [t.lstrip("#") for t in _list(record.get("tags")) if isinstance(t, str)]
     return list(dict.fromkeys(tags)), list(dict.fromkeys(mentions)), list(dict.fromkeys(links))
 
 
 def to_post(uri: str, did: str, record: dict) -> dict:
-    """A post record (lexicon JSON form, as in CAR blocks and Jetstream) as a SocialPost mapping."""
+    """A post record (lexicon JSON form, as in CAR blocks and Jetstream) as a SocialPost mapping. Fields are
+    passed on as they are (`langs: "en"` stays a string, which parse_post rejects, rather than becoming the
+    languages "e" and "n"); only what this function reads itself is checked for its shape."""
     hashtags, mentions, links = facets(record)
-    reply = record.get("reply") or {}
+    reply = _dict(record.get("reply"))
+    text = record.get("text")
     return {
-        "uid": uri, "source": "bluesky", "author_id": did, "text": record.get("text") or "",
-        "langs": list(record.get("langs") or []), "created_at": record.get("createdAt"),
+        "uid": uri, "source": "bluesky", "author_id": did, "text": "" if text is None else text,
+        "langs": record.get("langs") or [], "created_at": record.get("createdAt"),
         "hashtags": hashtags, "mentions": mentions, "links": links,
-        "reply_parent": (reply.get("parent") or {}).get("uri"), "reply_root": (reply.get("root") or {}).get("uri"),
+        "reply_parent": _dict(reply.get("parent")).get("uri"), "reply_root": _dict(reply.get("root")).get("uri"),
         "community": "",
     }
+
+
+def _post_item(uri: str, did: str, record: dict) -> SourceItem:
+    """The SourceItem of one post record; a record this mapping cannot read goes to the dead-letter topic."""
+    try:
+        return SourceItem(to_post(uri, did, record), uid_hint=uri)
+    except Exception as exc:  # a record no lexicon allows, in a shape nobody foresaw: never the stream's end
+        return SourceItem({"uid": uri, "record": repr(record)[:10_000]}, uid_hint=uri,
+                          rejected=("invalid_record", f"unreadable post record: {type(exc).__name__}: {exc}"))
 
 
 # -- a reconnecting WebSocket -------------------------------------------------------------------------------
@@ -90,6 +116,11 @@ class _Stream:
     def __init__(self, settings: BlueskySettings, stop: StopFlag, idle_exit_s: float | None):
         self.settings, self.stop, self.idle_exit_s = settings, stop, idle_exit_s
         self.connections = 0
+        self._reconnect: str | None = None
+
+    def reconnect(self, reason: str) -> None:
+        """Close this connection after the frame being read and connect again (with backoff)."""
+        self._reconnect = reason
 
     def frames(self, url_of) -> Iterator[bytes | str]:
         from websockets.exceptions import ConnectionClosedOK, WebSocketException
@@ -115,6 +146,9 @@ class _Stream:
                             continue
                         last = time.monotonic()
                         yield message
+                        if self._reconnect:
+                            reason, self._reconnect = self._reconnect, None
+                            raise ServerError(reason)
                     return
             except ConnectionClosedOK:
                 log.warning("%s closed the stream", url)
@@ -154,7 +188,10 @@ class FirehoseSource:
             if isinstance(message, str):
                 continue  # the protocol is binary; a text frame means nothing
             self.frames += 1
-            yield from self.read(message)
+            try:
+                yield from self.read(message)
+            except ServerError as exc:  # an error frame: the server closes; connect again from the cursor
+                self.stream.reconnect(str(exc))
 
     def read(self, message: bytes) -> Iterator[SourceItem]:
         """The SourceItems of one frame (raises ServerError for an error frame)."""
@@ -219,7 +256,7 @@ class FirehoseSource:
                 yield SourceItem({"uid": uri, "seq": seq}, uid_hint=uri,
                                  rejected=("missing_record", "the commit's CAR has no block for this post"))
             else:
-                yield SourceItem(to_post(uri, repo, record), uid_hint=uri)
+                yield _post_item(uri, repo, record)
 
     def _cursor(self) -> dict | None:
         return {"seq": self.seq} if self.seq is not None else None
@@ -248,10 +285,10 @@ class JetstreamSource:
         try:
             event = json.loads(message)
             kind, did, time_us = event["kind"], event.get("did"), int(event["time_us"])
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, RecursionError) as exc:
             yield SourceItem(message, cursor=self._cursor(), rejected=("invalid_event", f"unreadable event: {exc}"))
             return
-        commit = event.get("commit") or {}
+        commit = _dict(event.get("commit"))
         if kind == "commit" and commit.get("collection") == POST:
             uri = f"at://{did}/{POST}/{commit.get('rkey')}"
             key = (uri, commit.get("cid"), commit.get("operation"))
@@ -263,7 +300,9 @@ class JetstreamSource:
                 if commit.get("operation") == "delete":
                     yield SourceItem({"uid": uri, "time_us": time_us}, cursor=self._cursor(), deleted=True)
                 elif isinstance(commit.get("record"), dict):
-                    yield SourceItem(to_post(uri, did, commit["record"]), cursor=self._cursor(), uid_hint=uri)
+                    item = _post_item(uri, did, commit["record"])
+                    item.cursor = self._cursor()
+                    yield item
                 return
         self.time_us = max(self.time_us or 0, time_us)
 

@@ -25,6 +25,7 @@ from html.parser import HTMLParser
 from urllib.parse import urlparse
 
 from connectors.producer import SourceItem, StopFlag
+from shared.post import MAX_TEXT_CHARS
 from shared.settings import MastodonSettings
 
 log = logging.getLogger("streampulse.mastodon")
@@ -32,6 +33,15 @@ log = logging.getLogger("streampulse.mastodon")
 BLOCKS = {"p", "div", "blockquote", "li", "ul", "ol", "pre", "h1", "h2", "h3", "h4", "h5", "h6"}
 SEEN_URIS = 5000  # recent uris remembered to drop backfill/stream overlaps
 PAGE = 40  # the timeline API's maximum page
+
+
+MAX_HTML_CHARS = 10 * MAX_TEXT_CHARS  # markup around the longest text any source allows; beyond, not a status
+
+
+def status_id_key(status_id: str) -> tuple[int, str]:
+    """Orders status ids: Mastodon's are decimal strings, Pleroma's and GoToSocial's are fixed-length sortable
+    strings (flake ids, ULIDs); (length, text) orders both without assuming digits."""
+    return len(status_id), status_id
 
 
 class MastodonError(RuntimeError):
@@ -46,11 +56,12 @@ class _PlainText(HTMLParser):
         super().__init__(convert_charrefs=True)
         self.parts: list[str] = []
         self.links: list[str] = []
+        self.has_text = False  # a block tag opens a paragraph only after some text (kept, not rescanned: linear)
 
     def handle_starttag(self, tag, attrs):
         if tag == "br":
             self.parts.append("\n")
-        elif tag in BLOCKS and "".join(self.parts).strip():
+        elif tag in BLOCKS and self.has_text:
             self.parts.append("\n\n")
         elif tag == "a":
             attributes = dict(attrs)
@@ -61,10 +72,13 @@ class _PlainText(HTMLParser):
 
     def handle_data(self, data):
         self.parts.append(data)
+        self.has_text = self.has_text or bool(data.strip())
 
 
 def html_to_text(html: str) -> tuple[str, list[str]]:
-    """Plain text and the links of a status's HTML content."""
+    """Plain text and the links of a status's HTML content (at most MAX_HTML_CHARS of it: ValueError)."""
+    if len(html or "") > MAX_HTML_CHARS:
+        raise ValueError(f"content has {len(html):,} characters of HTML, more than {MAX_HTML_CHARS:,}")
     parser = _PlainText()
     parser.feed(html or "")
     parser.close()
@@ -169,7 +183,7 @@ class MastodonSource:
             return
         page = self._timeline(min_id=self.last_id)
         while page:
-            yield from sorted(page, key=lambda s: int(s["id"]))
+            yield from sorted(page, key=lambda s: status_id_key(str(s.get("id"))))
             page = self.client.fetch_previous(page)
 
     # -- items --------------------------------------------------------------------------------------------
@@ -216,7 +230,7 @@ class MastodonSource:
 
     def _status(self, status: dict) -> Iterator[SourceItem]:
         status_id = str(status.get("id"))
-        if self.last_id is None or int(status_id) > int(self.last_id):
+        if self.last_id is None or status_id_key(status_id) > status_id_key(self.last_id):
             self.last_id = status_id
         uri = status.get("uri")
         if uri:
@@ -228,7 +242,12 @@ class MastodonSource:
             return
         self.seen[key] = None
         _trim(self.seen, SEEN_URIS)
-        post = to_post(status, self.host, self.settings.reblogs)
+        try:
+            post = to_post(status, self.host, self.settings.reblogs)
+        except Exception as exc:  # one status this mapping cannot read goes to the DLQ; the rest go on
+            yield SourceItem({"uid": uri, "id": status_id}, cursor=self._cursor(), uid_hint=uri,
+                             rejected=("invalid_status", f"unreadable status: {type(exc).__name__}: {exc}"[:500]))
+            return
         if post is not None:
             yield SourceItem(post, cursor=self._cursor(), uid_hint=uri)
 

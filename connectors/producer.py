@@ -41,9 +41,12 @@ from shared.settings import Settings
 log = logging.getLogger(__name__)
 
 POSTS_TOPIC = "social.posts"
+EVENT_TIME_HEADER = "created_at"  # epoch millis as decimal text: the post's event time
 DLQ_TOPIC = "social.posts.dlq"
 DELETES_TOPIC = "social.deletes"
 LATENCY_SAMPLE_EVERY = 64  # timing every send costs more than the send; one in 64 is plenty for a histogram
+MAX_DLQ_RAW_BYTES = 256 * 1024  # a dead letter's payload is cut here: the envelope stays far below Kafka's 1 MB
+RESEND_ROUNDS = 5  # a record Kafka refused is sent again this many times (backing off) before the producer gives up
 
 
 @dataclass(slots=True)
@@ -100,6 +103,8 @@ class ProducerMetrics:
         self.latency = Histogram("send_latency_seconds", "Time from send to acknowledgement (sampled)", ["source"],
                                  buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10), **kw)
         self.lag = Gauge("source_lag_seconds", "now − created_at of the last post sent", ["source"], **kw)
+        self.clamped = Counter("posts_clamped", "Posts whose created_at was later than their ingestion, set to it",
+                               ["source"], **kw)
 
     def serve(self, port: int, addr: str = "127.0.0.1") -> None:
         start_http_server(port, addr=addr, registry=self.registry)
@@ -132,6 +137,10 @@ class MissingTopic(RuntimeError):
     pass
 
 
+class ProduceError(RuntimeError):
+    """Kafka kept refusing records: the producer stops rather than move its cursor past them."""
+
+
 class PostProducer:
     """Validates and publishes posts; thread-safe accounting, one instance per source process."""
 
@@ -153,13 +162,14 @@ class PostProducer:
         self._in_flight = 0
         self.peak_in_flight_bytes = 0
         self._in_flight_cv = threading.Condition()
+        self._failed: list[tuple] = []  # records Kafka refused, sent again by flush()
         self._sends = 0
         self._produced = self.metrics.produced.labels(source)
         self._lag = self.metrics.lag.labels(source)
         self._latency = self.metrics.latency.labels(source)
         try:
             self._kafka = KafkaProducer(
-                bootstrap_servers=settings.kafka.bootstrap, client_id=f"streampulse-producer-{source}",
+                **settings.kafka.client_options("producer"), client_id=f"streampulse-producer-{source}",
                 acks="all", enable_idempotence=True, compression_type="lz4", linger_ms=linger_ms,
                 batch_size=batch_size, max_in_flight_requests_per_connection=5, delivery_timeout_ms=120_000,
                 bootstrap_timeout_ms=10_000, max_block_ms=15_000, metrics_enabled=False,
@@ -188,8 +198,14 @@ class PostProducer:
 
     def send(self, post: SocialPost) -> None:
         value = encode(post, self._buffer)
-        self._send(self.topic, post.uid.encode(), value, post)
+        # The post's event time travels in a header, where the jobs' watermarks read it (sql/flink/
+        # social_posts_source.sql); the record's own timestamp stays the time it was sent, which the broker
+        # bounds and Kafka's retention counts from (a replay of old posts is not deleted on arrival).
+        self._send(self.topic, post.uid.encode(), value, post,
+                   headers=[(EVENT_TIME_HEADER, str(post.created_at).encode())])
         self._lag.set(max(0.0, (self._now() - post.created_at) / 1000))
+        if post.extra.get("clamped_ms"):
+            self.metrics.clamped.labels(self.source).inc()
 
     def reject(self, payload: Any, reason: RejectReason | str, detail: str, *, uid_hint: str | None = None) -> None:
         reason = str(reason)
@@ -221,18 +237,22 @@ class PostProducer:
             self.peak_in_flight_bytes = max(self.peak_in_flight_bytes, self._in_flight)
         self._sends += 1
         started = time.perf_counter() if self._sends % LATENCY_SAMPLE_EVERY == 0 else None
+        record = (topic, key, value, post, headers)
         future = self._kafka.send(topic, key=key, value=value, headers=headers)
-        future.add_both(self._acknowledged, size, topic, post is not None, started)
+        future.add_both(self._acknowledged, size, record, started)
 
-    def _acknowledged(self, size: int, topic: str, is_post: bool, started: float | None, result) -> None:
+    def _acknowledged(self, size: int, record: tuple, started: float | None, result) -> None:
         # Runs on kafka-python's sender thread, for successes and failures alike.
         with self._in_flight_cv:
             self._in_flight -= size
             self._in_flight_cv.notify_all()
+        topic, is_post = record[0], record[3] is not None
         if isinstance(result, BaseException):
             self.summary.errors += 1
             self.metrics.errors.labels(self.source, topic).inc()
-            log.error("Kafka did not acknowledge a record for %s: %s", topic, result)
+            log.error("Kafka did not acknowledge a record for %s (it will be sent again): %s", topic, result)
+            with self._in_flight_cv:
+                self._failed.append(record)
             return
         if is_post:
             self.summary.sent += 1
@@ -240,15 +260,43 @@ class PostProducer:
         if started is not None:
             self._latency.observe(time.perf_counter() - started)
 
-    def flush(self, timeout_s: float | None = None) -> None:
+    def flush(self, timeout_s: float | None = None, *, sleep: Callable[[float], None] = time.sleep) -> None:
+        """Wait until every record sent so far is acknowledged, sending refused ones again (backing off);
+        raises ProduceError when Kafka still refuses some after RESEND_ROUNDS rounds, so that a cursor saved
+        after a flush never passes a record that was lost."""
         self._kafka.flush(timeout=timeout_s)
+        for round_ in range(1, RESEND_ROUNDS + 1):
+            with self._in_flight_cv:
+                failed, self._failed = self._failed, []
+            if not failed:
+                return
+            log.warning("sending %d refused records again (round %d of %d)", len(failed), round_, RESEND_ROUNDS)
+            sleep(min(30.0, 2.0 ** round_))
+            for topic, key, value, post, headers in failed:
+                self._send(topic, key, value, post, headers)
+            self._kafka.flush(timeout=timeout_s)
+        with self._in_flight_cv:
+            lost = len(self._failed)
+        if lost:
+            raise ProduceError(f"Kafka refused {lost} records {RESEND_ROUNDS + 1} times; stopping without moving the "
+                               "cursor past them (see the errors above)")
 
     def close(self) -> None:
         self._kafka.flush()
         self._kafka.close()
 
 
-def _raw_field(payload: Any) -> dict[str, str]:
+def _raw_field(payload: Any) -> dict[str, Any]:
+    """The dead letter's copy of the payload, cut to MAX_DLQ_RAW_BYTES (its full size is kept beside it)."""
+    field = _raw_text(payload)
+    size = len(field["raw"].encode("utf-8", "surrogatepass"))
+    if size > MAX_DLQ_RAW_BYTES:
+        cut = field["raw"].encode("utf-8", "surrogatepass")[:MAX_DLQ_RAW_BYTES].decode("utf-8", "ignore")
+        field |= {"raw": cut, "raw_truncated": True, "raw_bytes": size}
+    return field
+
+
+def _raw_text(payload: Any) -> dict[str, str]:
     if isinstance(payload, Mapping):
         return {"raw": json.dumps(payload, ensure_ascii=False, default=str), "raw_encoding": "json"}
     if isinstance(payload, str):
@@ -336,14 +384,15 @@ def run_source(producer: PostProducer, items: Iterable[SourceItem], *, cursor_st
             if progress is not None:
                 progress.update(1)
             if cursor_store and time.monotonic() - last_checkpoint >= checkpoint_every_s:
-                producer.flush()  # everything up to `cursor` is now acknowledged...
-                if not producer.summary.errors:  # ...unless Kafka refused some: then keep the older cursor
-                    cursor_store.save(cursor)
+                producer.flush()  # everything up to `cursor` is now acknowledged (refused records sent again)
+                cursor_store.save(cursor)
                 last_checkpoint = time.monotonic()
     finally:
-        producer.flush()
-        if cursor_store and cursor is not None and not producer.summary.errors:
-            cursor_store.save(cursor)
-        producer.summary.elapsed_s = time.monotonic() - started
-        producer.summary.cursor = cursor
+        try:
+            producer.flush()  # raises ProduceError, and saves nothing, when records stay refused
+            if cursor_store and cursor is not None:
+                cursor_store.save(cursor)
+        finally:
+            producer.summary.elapsed_s = time.monotonic() - started
+            producer.summary.cursor = cursor
     return producer.summary

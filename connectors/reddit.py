@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import random
 import re
 import time
@@ -118,7 +119,15 @@ class RedditClient:
             self._read_rate_limit(response)
             status = response.status_code
             if status == 200:
-                return response.json()
+                try:
+                    body = response.json()
+                except ValueError:  # an HTML error page or a cut-off body with status 200: a server fault
+                    body = None
+                if isinstance(body, dict) and isinstance(body.get("data"), dict):
+                    return body
+                failures += 1
+                self._backoff(failures, f"{url}: HTTP 200 without a JSON listing ({response.text[:80]!r})")
+                continue
             if status == 429:
                 wait = _number(response.headers.get("Retry-After")) or self.reset_s or 2.0 ** min(failures, 6)
                 log.warning("429 from %s: waiting %.0f s", url, wait)
@@ -190,9 +199,14 @@ class RedditSource:
                 for child in self.poll(listing):
                     # Seen once yielded: the cursor saved after this item's acknowledgement covers it and
                     # nothing after it, so a crash mid-poll re-reads the rest on restart.
-                    listing.seen.append(child["data"]["name"])
+                    name = child["data"]["name"]
+                    listing.seen.append(name)
                     del listing.seen[:-SEEN_PER_LISTING]
-                    yield SourceItem(to_post(child), cursor=self.cursor(), uid_hint=child["data"].get("name"))
+                    try:
+                        yield SourceItem(to_post(child), cursor=self.cursor(), uid_hint=name)
+                    except Exception as exc:  # an item of a shape nobody foresaw: the DLQ, and the poll goes on
+                        yield SourceItem(child, cursor=self.cursor(), uid_hint=name,
+                                         rejected=("invalid_item", f"unreadable listing item: {exc!r}"[:500]))
             if self.polls is None or poll < self.polls:
                 self.stop.sleep(self.settings.poll_interval_s, self._sleep)
 
@@ -204,13 +218,20 @@ class RedditSource:
         for _ in range(MAX_PAGES if listing.seen else 1):
             params = {"limit": PAGE_LIMIT, "raw_json": 1} | ({"after": after} if after else {})
             data = self.client.get(listing.path, params)["data"]
-            children = [c for c in data.get("children", []) if c.get("kind") in ("t1", "t3")]
+            children = [c for c in data.get("children") or [] if isinstance(c, dict) and c.get("kind") in ("t1", "t3")
+                        and isinstance(c.get("data"), dict) and isinstance(c["data"].get("name"), str)]
             new = [c for c in children if c["data"]["name"] not in seen]
             fresh.update((c["data"]["name"], c) for c in new)
             after = data.get("after")
-            if len(new) < len(children) or not after or not children:
+            if len(new) < len(children) or not after or not children or not isinstance(after, str):
                 break  # reached what the last poll saw, or the end of the listing
-        return sorted(fresh.values(), key=lambda c: (float(c["data"].get("created_utc", 0)), c["data"]["name"]))
+        return sorted(fresh.values(), key=lambda c: (_created(c["data"]), c["data"]["name"]))
+
+
+def _created(data: dict) -> float:
+    """created_utc for ordering: a number; anything else (NaN, a string, nothing) sorts first."""
+    value = data.get("created_utc")
+    return float(value) if isinstance(value, int | float) and math.isfinite(value) else 0.0
 
 
 def to_post(child: dict) -> dict:
@@ -231,7 +252,9 @@ def to_post(child: dict) -> dict:
         "uid": data.get("name"), "source": "reddit",
         "author_id": data.get("author_fullname") or data.get("author") or "[deleted]",
         "text": text, "langs": [],  # Reddit has no language field
-        "created_at": int(float(created) * 1000) if isinstance(created, int | float) else created,
+        # Not a finite number (NaN in a broken response, a string): passed on as is, and rejected by the producer.
+        "created_at": int(float(created) * 1000) if isinstance(created, int | float) and math.isfinite(created)
+        else created,
         "hashtags": [], "mentions": list(dict.fromkeys(MENTION.findall(text))), "links": links,
         "reply_parent": reply_parent, "reply_root": reply_root, "community": subreddit,
     }

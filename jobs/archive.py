@@ -1,11 +1,14 @@
 """Archive job: every valid post from social.posts into the raw data lake as Parquet.
 
-    social.posts (Avro) ─► filesystem sink, Parquet, partitioned source=/dt=/hour= (event time, UTC)
-                           on s3://<minio.bucket>/posts, or a local folder when no MinIO is configured
+    social.posts ─► minute batches (JVM) ─► decode (Python, one stage) ─► filesystem sink, Parquet,
+                    partitioned source=/dt=/hour= (event time, UTC) on s3://<minio.bucket>/posts, or a
+                    local folder when no MinIO is configured
 
-Pure Flink SQL (sql/flink/archive.sql). Part files commit on checkpoints, so what the lake holds is
-exactly what the checkpoints covered: no duplicate after a restart, no half-written file; a post that a
-producer re-sent is archived once (the first copy per uid).
+The topic is read as the other jobs read it (sql/flink/posts_by_minute.sql, shared/minute_stage.py), so a
+record that is not a valid post is quarantined instead of stopping the job; on-time and late posts alike are
+archived. Part files commit on checkpoints (sql/flink/archive.sql), so what the lake holds is exactly what
+the checkpoints covered: no duplicate after a restart, no half-written file; a post that a producer re-sent
+is archived once (the first copy per uid).
 
     streampulse run archive -- [--bounded] [--topic social.posts] [--path s3://bucket/posts | file:///dir]
     flink run -py jobs/archive.py -- [same options]
@@ -20,12 +23,49 @@ import sys
 if __package__ in (None, ""):  # `flink run -py jobs/archive.py`: make the project importable
     sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent.parent))
 
-from shared.flink import add_sql, posts_source_values, stream_env
+from pyflink.common import Row, Types
+
+from shared.flink import add_sql, execute, interval, jdbc_options, posts_source_values, stream_env
+from shared.minute_stage import QUARANTINE, MinuteStage
+from shared.post import SocialPost
 from shared.settings import Settings, load_settings
 
 log = logging.getLogger(__name__)
 
 DEDUPE_TTL_S = 86_400
+
+
+STRINGS = Types.OBJECT_ARRAY(Types.STRING())
+POST_ROW = Types.ROW_NAMED(
+    ["uid", "author_id", "text", "langs", "created_at_ms", "ingested_at_ms", "hashtags", "mentions", "links",
+     "reply_parent", "reply_root", "community", "schema_version", "source"],
+    [Types.STRING(), Types.STRING(), Types.STRING(), STRINGS, Types.LONG(), Types.LONG(), STRINGS, STRINGS, STRINGS,
+     Types.STRING(), Types.STRING(), Types.STRING(), Types.INT(), Types.STRING()])
+
+
+def post_row(post: SocialPost) -> Row:
+    return Row(post.uid, post.author_id, post.text, list(post.langs), post.created_at, post.ingested_at,
+               list(post.hashtags), list(post.mentions), list(post.links), post.reply_parent, post.reply_root,
+               post.community, post.schema_version, post.source)
+
+
+class DecodePosts(MinuteStage):
+    """Every valid post out, on time when its minute closes, late at once: the lake keeps them all."""
+
+    job = "archive"
+
+    def count(self, index: int, posts: list[SocialPost]) -> list[SocialPost]:
+        return posts
+
+    def merge(self, index: int, parts: list[list[SocialPost]]) -> list[SocialPost]:
+        return [post for part in parts for post in part]
+
+    def close_minute(self, index: int, posts: list[SocialPost], ctx):
+        for post in posts:
+            yield post_row(post)
+
+    def late(self, window_start_ms: int, post: SocialPost):
+        yield post_row(post)
 
 
 def default_path(settings: Settings) -> str:
@@ -39,11 +79,22 @@ def build(settings: Settings, *, topic: str, path: str, bounded: bool, group_id:
     # The only state is the uids seen by the deduplication: kept a day, far longer than any re-send.
     env, t_env = stream_env(settings, "streampulse-archive",
                             extra={"table.local-time-zone": "UTC", "table.exec.state.ttl": f"{DEDUPE_TTL_S} s"})
+    tumble_s = settings.trending.tumble_s
     values = {**posts_source_values(settings, topic=topic, group_id=group_id, bounded=bounded,
                                     watermark_s=settings.trending.watermark_s),
-              "path": path, "commit_delay": f"{commit_delay_s} s", "dedupe_ttl": f"{DEDUPE_TTL_S} s"}
+              "tumble": interval(tumble_s), "tumble_s": tumble_s, "batch_shards": settings.flink.minute_batch_shards,
+              "path": path, "commit_delay": f"{commit_delay_s} s", "dedupe_ttl": f"{DEDUPE_TTL_S} s",
+              **jdbc_options(settings)}
     statement_set = t_env.create_statement_set()
-    for name in ("social_posts_source", "archive"):
+    for name in ("social_posts_source", "posts_by_minute"):
+        add_sql(t_env, statement_set, name, **values)
+    decoded = (t_env.to_data_stream(t_env.from_path("posts_by_minute"))
+               .key_by(lambda r: 0, key_type=Types.INT())
+               .process(DecodePosts(topic, tumble_s), output_type=POST_ROW)
+               .uid("decode-posts").name("Decode and check posts (quarantine what is not a post)"))
+    t_env.create_temporary_view("decoded_posts", t_env.from_data_stream(decoded))
+    t_env.create_temporary_view("quarantined_rows", t_env.from_data_stream(decoded.get_side_output(QUARANTINE)))
+    for name in ("archive", "quarantine_sink"):
         add_sql(t_env, statement_set, name, **values)
     statement_set.attach_as_datastream()  # run through env.execute, as `flink run` expects
     return env
@@ -68,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     env = build(settings, topic=args.topic, path=path, bounded=args.bounded, group_id=args.group_id,
                 commit_delay_s=args.commit_delay_s)
     log.info("archive job: %s → %s", args.topic, path)
-    env.execute("streampulse-archive")
+    execute(env, "streampulse-archive")
     return 0
 
 

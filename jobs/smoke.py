@@ -15,7 +15,7 @@ import sys
 from pyflink.table import DataTypes
 from pyflink.table.udf import udf
 
-from shared.flink import jdbc_options, sql_statements, table_env
+from shared.flink import jdbc_options, kafka_security, sql_statements, table_env
 from shared.settings import load_settings
 
 log = logging.getLogger(__name__)
@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     t_env = table_env(settings, "streampulse-smoke")
     t_env.create_temporary_system_function("normalise_key", normalise_key)
     *ddl, insert = sql_statements("smoke", topic=args.topic, bootstrap=settings.kafka.bootstrap,
-                                  **jdbc_options(settings))
+                                  kafka_security=kafka_security(settings), **jdbc_options(settings))
     for statement in ddl:
         t_env.execute_sql(statement)
     log.info("running smoke job over topic %s", args.topic)

@@ -28,20 +28,20 @@ if __package__ in (None, ""):  # `flink run -py jobs/trending.py`: make the proj
     sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent.parent))
 
 from pyflink.common import Row, Types
-from pyflink.datastream import KeyedProcessFunction, OutputTag, RuntimeContext
+from pyflink.datastream import OutputTag, RuntimeContext
 from pyflink.datastream.state import MapStateDescriptor, ValueStateDescriptor
 
-from shared.flink import add_sql, interval, jdbc_options, posts_source_values, stream_env
+from shared.flink import add_sql, execute, interval, jdbc_options, posts_source_values, stream_env
 from shared.keyword_windows import (
     ALL_SOURCES,
     MinuteCounts,
     Progress,
     count_posts,
-    parse_batch,
     sliding_window,
     top_keywords,
     watch_list,
 )
+from shared.minute_stage import QUARANTINE, MinuteStage
 from shared.settings import Settings, load_settings
 from shared.trends import Baseline, TrendDecision, TrendingSettings, WindowRow, advance, observe, rank
 
@@ -115,57 +115,65 @@ class RedisTrendPublisher:
                                 args=[window_end, self.ttl_s, *[x for kv in fields.items() for x in kv]])
 
 
-class CountAndScore(KeyedProcessFunction):
-    """The job's Python stage, on one key: minute batches in, everything the sinks need out.
+class CountAndScore(MinuteStage):
+    """The job's Python stage, on one key (shared/minute_stage.py decodes, quarantines, merges the minute's
+    batches and turns a batch for a closed minute into late posts). Each batch is counted on arrival; when
+    the watermark closes its minute, the minute's counts go out (the lake, the totals) and every sliding
+    window ending with it is scored, ranked and published, with the minute's top and watched keywords."""
 
-    A batch is counted on arrival and kept in state; when the watermark closes its minute (an event-time
-    timer), the minute's batches are merged, its counts go out (the lake, the top keywords, the totals)
-    and every sliding window ending with it is scored, ranked and published. A batch for a minute already
-    closed — possible only after a restore, when watermarks start again from nothing — is counted late,
-    like any late post, so a fired window is never overwritten by a partial one."""
+    job = "trending"
 
-    def __init__(self, settings: TrendingSettings, redis_options: dict):
+    def __init__(self, settings: TrendingSettings, redis_options: dict, topic: str):
+        super().__init__(topic, settings.tumble_s)
         self.settings, self.redis_options = settings, redis_options
 
     def open(self, runtime_context: RuntimeContext):
+        super().open(runtime_context)
         pickled = Types.PICKLED_BYTE_ARRAY()
-        self.batches = runtime_context.get_map_state(MapStateDescriptor("batches", Types.STRING(), pickled))
         self.minutes = runtime_context.get_map_state(MapStateDescriptor("minutes", Types.LONG(), pickled))
         self.baselines = runtime_context.get_map_state(MapStateDescriptor("baselines", Types.STRING(), pickled))
         self.progress_state = runtime_context.get_state(ValueStateDescriptor("progress", pickled))
         metrics = runtime_context.get_metrics_group()
-        self.late_posts = metrics.counter("latePosts")
         self.trends_emitted = metrics.counter("trendsEmitted")
         self.windows_scored = metrics.counter("windowsScored")
         self.redis = RedisTrendPublisher(self.redis_options, self.settings.redis_ttl_s)
-        self.tumble_ms = self.settings.tumble_s * 1000
         # Read-through copies of state this instance wrote or read; a restored instance starts empty and
         # reads the state, which stays the truth.
         self.minute_cache: dict[int, MinuteCounts] = {}
         self.baseline_cache: dict = {}
+        self.progress: Progress | None = None  # loaded by a timer's first minute, saved by after_close
 
-    # -- input ------------------------------------------------------------------------------------------------
+    # -- MinuteStage ------------------------------------------------------------------------------------------
 
-    def process_element(self, value, ctx):
-        if value.kind == "late":
-            self.late_posts.inc()
-            yield LATE, Row(value.window_start_ms, value.source)
-            return
-        index = value.window_start_ms // self.tumble_ms
+    def count(self, index: int, posts) -> MinuteCounts:
+        return count_posts(index, posts)
+
+    def merge(self, index: int, parts: list[MinuteCounts]) -> MinuteCounts:
+        counts = MinuteCounts(index)
+        for part in parts:
+            counts.merge(part)
+        return counts
+
+    def late(self, window_start_ms: int, post):
+        yield LATE, Row(window_start_ms, post.source)
+
+    def close_minute(self, index: int, counts: MinuteCounts, ctx):
+        """The minute's counts go out: every keyword to the lake, the totals to Postgres."""
         progress = self._progress()
-        if progress.closed_minute is not None and index <= progress.closed_minute:
-            for post in parse_batch(value.posts):
-                self.late_posts.inc()
-                yield LATE, Row(value.window_start_ms, post[2])
-            return
-        counts = count_posts(index, parse_batch(value.posts))
-        self.batches.put(f"{index}/{value.shard}", counts)
-        ctx.timer_service().register_event_time_timer((index + 1) * self.tumble_ms - 1)
+        self.minutes.put(index, counts)
+        self.minute_cache[index] = counts
+        progress.last_data_minute = index
+        if progress.first_window is None:
+            progress.first_window = index + 1
+        start, end = index * self.tumble_ms, (index + 1) * self.tumble_ms
+        for keyword, count in counts.keywords.items():
+            yield Row(start, end, keyword, count.posts, len(count.authors))
+        for source, posts in counts.totals.items():
+            yield TOTALS, Row("tumble", start, end, source, posts)
 
-    def on_timer(self, timestamp: int, ctx):
-        closed = (timestamp + 1) // self.tumble_ms - 1
+    def after_close(self, closed: int, ctx):
+        """Score every sliding window that the closed minutes complete, and the minute's keyword rows."""
         progress = self._progress()
-        yield from self._close_minutes(closed, progress)
         overlap = self.settings.overlap
         held = self._held_minutes()
         if held:
@@ -175,12 +183,13 @@ class CountAndScore(KeyedProcessFunction):
                 yield from self._score_window(end, progress)
                 progress.scored_until = end
         yield from self._minute_rows(closed, progress)
-        for minute in [m for m in self._held_minutes() if m < closed + 2 - overlap]:  # no window needs it
+        for minute in [m for m in held if m < closed + 2 - overlap]:  # no window needs it any more
             self.minutes.remove(minute)
             self.minute_cache.pop(minute, None)
         progress.watched = {k: w for k, w in progress.watched.items()
                             if w[0] + self.settings.watch_minutes > closed + 1}
         self.progress_state.update(progress)
+        self.progress = None
         if progress.last_data_minute is not None and closed + 1 < progress.last_data_minute + overlap:
             # windows still to come that only older minutes fill (no batch will arrive to ask for them)
             ctx.timer_service().register_event_time_timer((closed + 2) * self.tumble_ms - 1)
@@ -188,7 +197,9 @@ class CountAndScore(KeyedProcessFunction):
     # -- minutes ----------------------------------------------------------------------------------------------
 
     def _progress(self) -> Progress:
-        return self.progress_state.value() or Progress()
+        if self.progress is None:
+            self.progress = self.progress_state.value() or Progress()
+        return self.progress
 
     def _held_minutes(self) -> list[int]:
         return sorted(set(self.minute_cache) | set(self.minutes.keys()))
@@ -200,28 +211,6 @@ class CountAndScore(KeyedProcessFunction):
                 return None
             self.minute_cache[index] = counts
         return self.minute_cache[index]
-
-    def _close_minutes(self, closed: int, progress: Progress):
-        """Merge the batches of every minute up to `closed` and send its counts out."""
-        pending: dict[int, list[str]] = {}
-        for key in list(self.batches.keys()):
-            pending.setdefault(int(key.split("/")[0]), []).append(key)
-        for index in sorted(m for m in pending if m <= closed):
-            counts = MinuteCounts(index)
-            for key in sorted(pending[index]):
-                counts.merge(self.batches.get(key))
-                self.batches.remove(key)
-            self.minutes.put(index, counts)
-            self.minute_cache[index] = counts
-            progress.last_data_minute = index
-            if progress.first_window is None:
-                progress.first_window = index + 1
-            start, end = index * self.tumble_ms, (index + 1) * self.tumble_ms
-            for keyword, count in counts.keywords.items():
-                yield Row(start, end, keyword, count.posts, len(count.authors))
-            for source, posts in counts.totals.items():
-                yield TOTALS, Row("tumble", start, end, source, posts)
-        progress.closed_minute = closed if progress.closed_minute is None else max(closed, progress.closed_minute)
 
     def _minute_rows(self, index: int, progress: Progress):
         """The minute's top keywords and the watched ones present in it, to keyword_window_counts."""
@@ -315,25 +304,27 @@ def build(settings: Settings, *, topic: str, alerts_topic: str, bounded: bool, g
     values = {
         **posts_source_values(settings, topic=topic, group_id=group_id, bounded=bounded,
                               watermark_s=trending.watermark_s),
-        "tumble": interval(trending.tumble_s), "tumble_s": trending.tumble_s, "batch_shards": trending.batch_shards,
+        "tumble": interval(trending.tumble_s), "tumble_s": trending.tumble_s,
+        "batch_shards": settings.flink.minute_batch_shards,
         "alerts_topic": alerts_topic, "counts_path": counts_path or default_counts_path(settings),
         "transactional_id_prefix": f"streampulse-trending-{uuid.uuid4().hex[:8]}", **jdbc_options(settings),
     }
     statement_set = t_env.create_statement_set()
     add_sql(t_env, statement_set, "social_posts_source", **values)
-    add_sql(t_env, statement_set, "trending_input", **values)
+    add_sql(t_env, statement_set, "posts_by_minute", **values)
 
     # The only Table → DataStream hand-off: the topic is read once, by this one pipeline.
-    scored = (t_env.to_data_stream(t_env.from_path("trending_input"))
+    scored = (t_env.to_data_stream(t_env.from_path("posts_by_minute"))
               .key_by(lambda r: 0, key_type=Types.INT())
-              .process(CountAndScore(trending, redis_options(settings)), output_type=COUNT_ROW)
+              .process(CountAndScore(trending, redis_options(settings), topic), output_type=COUNT_ROW)
               .uid("count-and-score").name("Count keywords per minute, score sliding windows, publish to Redis"))
     views = {"keyword_count_rows": scored, "trend_rows": scored.get_side_output(TRENDS),
              "keyword_rows": scored.get_side_output(KEYWORDS), "window_total_rows": scored.get_side_output(TOTALS),
-             "counted_late_posts": scored.get_side_output(LATE)}
+             "counted_late_posts": scored.get_side_output(LATE), "quarantined_rows": scored.get_side_output(QUARANTINE)}
     for name, stream in views.items():
         t_env.create_temporary_view(name, t_env.from_data_stream(stream))
     add_sql(t_env, statement_set, "trending_outputs", **values)
+    add_sql(t_env, statement_set, "quarantine_sink", **values)
     statement_set.attach_as_datastream()
     return env
 
@@ -355,7 +346,7 @@ def main(argv: list[str] | None = None) -> int:
     env = build(settings, topic=args.topic, alerts_topic=args.alerts_topic, bounded=args.bounded,
                 group_id=args.group_id, counts_path=args.counts_path)
     log.info("trending job: %s → Postgres, Redis, %s", args.topic, args.alerts_topic)
-    env.execute("streampulse-trending")
+    execute(env, "streampulse-trending")
     return 0
 
 

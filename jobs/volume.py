@@ -1,16 +1,18 @@
 """Volume job: posts per minute for every source, language and community, and their anomalies.
 
-    social.posts (Avro) ─► TUMBLE count per series (SQL) ─► Postgres volume_windows
-                            └► score (keyed by series, EWMA z-score; timers score silent minutes)
-                                 ─► Postgres volume_anomalies, Kafka volume.anomalies (transactional)
+    social.posts ─► minute batches (JVM) ─► count per series (Python, one stage) ─► Postgres volume_windows
+                                              └► score (keyed by series, EWMA z-score; timers score silent
+                                                 minutes) ─► Postgres volume_anomalies, Kafka volume.anomalies
     social.posts.dlq (JSON) ─► TUMBLE count per source and reason ─► Postgres rejected_posts
 
-Counting is Flink SQL (sql/flink/volume.sql); Python runs only on the window counts, one row per series
-and minute, with the maths in shared/volume.py. A series that goes silent sends no rows at all, so
-each series keeps an event-time timer for its next window: when the watermark passes that window and
-no row came, the window is scored as 0 posts (a drop), for as long as the baseline still expects posts.
-A row that arrives after silent minutes its timers have not scored yet (one watermark closing several
-minutes) scores them first, so the result does not depend on how the watermark advanced.
+The topic is read as the trending job reads it (sql/flink/posts_by_minute.sql, shared/minute_stage.py):
+each minute's records reach one Python stage in a few batches, which decodes them (quarantining what is not
+a valid post), counts the distinct posts of every series and hands each series' minute on; the maths is
+in shared/volume.py. A series that goes silent sends no rows at all, so each series keeps an event-time
+timer for its next window: when the watermark passes that window and no row came, the window is scored as
+0 posts (a drop), for as long as the baseline still expects posts. A row that arrives after silent minutes
+its timers have not scored yet (one watermark closing several minutes) scores them first, so the result
+does not depend on how the watermark advanced.
 
     streampulse run volume -- [--bounded] [--topic social.posts] [--anomalies-topic volume.anomalies]
                               [--dlq-topic social.posts.dlq]
@@ -31,9 +33,11 @@ from pyflink.common import Row, Types
 from pyflink.datastream import KeyedProcessFunction, RuntimeContext
 from pyflink.datastream.state import ValueStateDescriptor
 
-from shared.flink import add_sql, interval, jdbc_options, posts_source_values, stream_env
+from shared.flink import add_sql, execute, interval, jdbc_options, posts_source_values, stream_env
+from shared.minute_stage import QUARANTINE, MinuteStage
+from shared.post import SocialPost
 from shared.settings import Settings, load_settings
-from shared.volume import VolumeDecision, VolumeSettings, observe, still_expected
+from shared.volume import VolumeDecision, VolumeSettings, observe, series_of, still_expected
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +48,35 @@ ANOMALY_ROW = Types.ROW_NAMED(
      "direction", "severity"],
     [Types.STRING(), Types.STRING(), Types.LONG(), Types.LONG(), Types.LONG(), Types.DOUBLE(), Types.DOUBLE(),
      Types.DOUBLE(), Types.STRING(), Types.STRING()])
+
+
+SERIES_ROW = Types.ROW_NAMED(["dimension", "series", "window_start_ms", "window_end_ms", "posts"],
+                             [Types.STRING(), Types.STRING(), Types.LONG(), Types.LONG(), Types.LONG()])
+
+
+class CountSeries(MinuteStage):
+    """Distinct posts per series and minute (shared/volume.py series_of), out when the minute closes."""
+
+    job = "volume"
+
+    def count(self, index: int, posts: list[SocialPost]) -> dict[tuple[str, str], int]:
+        counts: dict[tuple[str, str], int] = {}
+        for post in posts:  # one per uid already (shared/minute_stage.py)
+            for series in series_of(post):
+                counts[series] = counts.get(series, 0) + 1
+        return counts
+
+    def merge(self, index: int, parts: list[dict]) -> dict[tuple[str, str], int]:
+        counts: dict[tuple[str, str], int] = {}
+        for part in parts:  # batches hold different posts (shards are sets of partitions, copies share one)
+            for series, posts in part.items():
+                counts[series] = counts.get(series, 0) + posts
+        return counts
+
+    def close_minute(self, index: int, counts: dict[tuple[str, str], int], ctx):
+        start = index * self.tumble_ms
+        for (dimension, series), posts in sorted(counts.items()):
+            yield Row(dimension, series, start, start + self.tumble_ms, posts)
 
 
 class ScoreSeries(KeyedProcessFunction):
@@ -100,18 +133,28 @@ def build(settings: Settings, *, topic: str, anomalies_topic: str, dlq_topic: st
     values = {
         **posts_source_values(settings, topic=topic, group_id=group_id, bounded=bounded,
                               watermark_s=volume.watermark_s),
-        "tumble": interval(volume.tumble_s), "anomalies_topic": anomalies_topic, "dlq_topic": dlq_topic,
+        "tumble": interval(volume.tumble_s), "tumble_s": volume.tumble_s,
+        "batch_shards": settings.flink.minute_batch_shards, "anomalies_topic": anomalies_topic, "dlq_topic": dlq_topic,
         "transactional_id_prefix": f"streampulse-volume-{uuid.uuid4().hex[:8]}", **jdbc_options(settings),
     }
     statement_set = t_env.create_statement_set()
     add_sql(t_env, statement_set, "social_posts_source", **values)
-    add_sql(t_env, statement_set, "volume", **values)
-    anomalies = (t_env.to_data_stream(t_env.from_path("scoring_input"))
-                 .key_by(lambda r: f"{r.dimension}|{r.series}", key_type=Types.STRING())
+    add_sql(t_env, statement_set, "posts_by_minute", **values)
+    # The only Table → DataStream hand-off for the posts: the topic is read once, by this one pipeline.
+    counted = (t_env.to_data_stream(t_env.from_path("posts_by_minute"))
+               .key_by(lambda r: 0, key_type=Types.INT())
+               .process(CountSeries(topic, volume.tumble_s), output_type=SERIES_ROW)
+               .uid("count-series").name("Count posts per series and minute"))
+    anomalies = (counted.key_by(lambda r: f"{r.dimension}|{r.series}", key_type=Types.STRING())
                  .process(ScoreSeries(volume), output_type=ANOMALY_ROW)
                  .uid("score-series").name("Score volume series (EWMA z-score, silent minutes)"))
-    t_env.create_temporary_view("volume_anomaly_rows", t_env.from_data_stream(anomalies))
+    views = {"volume_window_rows": counted, "volume_anomaly_rows": anomalies,
+             "quarantined_rows": counted.get_side_output(QUARANTINE)}
+    for name, stream in views.items():
+        t_env.create_temporary_view(name, t_env.from_data_stream(stream))
+    add_sql(t_env, statement_set, "volume", **values)
     add_sql(t_env, statement_set, "volume_outputs", **values)
+    add_sql(t_env, statement_set, "quarantine_sink", **values)
     statement_set.attach_as_datastream()
     return env
 
@@ -130,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     env = build(settings, topic=args.topic, anomalies_topic=args.anomalies_topic, dlq_topic=args.dlq_topic,
                 bounded=args.bounded, group_id=args.group_id)
     log.info("volume job: %s → Postgres, %s", args.topic, args.anomalies_topic)
-    env.execute("streampulse-volume")
+    execute(env, "streampulse-volume")
     return 0
 
 

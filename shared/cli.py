@@ -228,6 +228,9 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if not args.verbose:
         logging.getLogger("kafka").setLevel(logging.WARNING)  # kafka-python logs every connection at INFO
+        # "Task ... ran for 0.2s (>0.1s threshold)": kafka-python timing its own I/O loop while the replay
+        # encodes posts on the same interpreter; nothing a user can act on.
+        logging.getLogger("kafka.net.selector").setLevel(logging.ERROR)
         logging.getLogger("apache_beam").setLevel(logging.WARNING)  # PyFlink's Beam import chatter
     if args.config:
         os.environ[f"{ENV_PREFIX}CONFIG"] = str(args.config.resolve())
@@ -242,10 +245,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except Exception as exc:
+        from connectors.producer import ProduceError
+        from shared.flink import JobFailed
         from stack.jars import JarFetchError
         from stack.services import StackError
 
-        if isinstance(exc, StackError | JarFetchError):
+        if isinstance(exc, StackError | JarFetchError | ProduceError | JobFailed):
             print(f"error: {exc}", file=sys.stderr)
             return 1
         raise

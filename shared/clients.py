@@ -59,12 +59,14 @@ def minio(settings: Settings):
                  secret_key=ms.secret_key.get_secret_value(), secure=False)
 
 
-def kafka_admin(settings: Settings, *, bootstrap_timeout_s: float = 10):
+def kafka_admin(settings: Settings, *, bootstrap_timeout_s: float = 10, options: dict | None = None):
+    """An admin client logged in as the stack's Kafka admin (or with `options`, e.g. the broker's own login)."""
     from kafka import KafkaAdminClient
     from kafka.errors import KafkaTimeoutError
 
+    options = options or settings.kafka.client_options("admin")
     try:
-        return KafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap, client_id="streampulse-admin",
-                                request_timeout_ms=15000, bootstrap_timeout_ms=int(bootstrap_timeout_s * 1000))
+        return KafkaAdminClient(client_id="streampulse-admin", request_timeout_ms=15000,
+                                bootstrap_timeout_ms=int(bootstrap_timeout_s * 1000), **options)
     except KafkaTimeoutError as exc:
-        raise ServiceUnavailable("Kafka", settings.kafka.bootstrap, "no broker answered") from exc
+        raise ServiceUnavailable("Kafka", options["bootstrap_servers"], "no broker answered") from exc

@@ -5,6 +5,7 @@ submitted to a cluster.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import string
@@ -18,6 +19,8 @@ from shared.settings import PROJECT_ROOT, Settings
 
 SQL_DIR = PROJECT_ROOT / "sql" / "flink"
 FLINK_CONF = PROJECT_ROOT / "flink-conf" / "config.yaml"
+
+log = logging.getLogger(__name__)
 
 
 def flatten(tree: dict, prefix: str = "") -> dict[str, object]:
@@ -148,17 +151,27 @@ def add_sql(t_env, statement_set, name: str, **values: object) -> None:
             t_env.execute_sql(statement)
 
 
+def kafka_security(settings: Settings) -> str:
+    """The `${kafka_security}` option lines of a Kafka table (sql/flink/*.sql): the jobs' SCRAM login."""
+    return ("'properties.security.protocol' = 'SASL_PLAINTEXT', 'properties.sasl.mechanism' = 'SCRAM-SHA-512', "
+            f"'properties.sasl.jaas.config' = '{settings.kafka.jaas('jobs')}',")
+
+
 def posts_source_values(settings: Settings, *, topic: str, group_id: str, bounded: bool,
                         watermark_s: int) -> dict[str, str]:
-    """The placeholders of sql/flink/social_posts_source.sql (the `social_posts` table) for one job."""
+    """The placeholders of sql/flink/social_posts_source.sql (the `social_posts` table) for one job, and the
+    Kafka login every Kafka table of the job uses."""
     return {
         "table_name": "social_posts", "topic": topic, "bootstrap": settings.kafka.bootstrap, "group_id": group_id,
+        "kafka_security": kafka_security(settings),
         "startup_mode": "earliest-offset" if bounded else "group-offsets",
-        # Bounded runs (tests, demo) read faster than the periodic watermark ticks; a watermark per event
-        # makes what is late depend on the input's order alone, the same on every run.
+        # What is late depends on each partition's order alone (sql/flink/posts_by_minute.sql). A bounded run
+        # (tests, demo) often reads its whole input before the first periodic watermark tick; a watermark per
+        # event makes minutes close while the input is read, as they do live, instead of all at once on the
+        # end-of-input watermark (whose timers' output PyFlink was seen to lose, 2 runs in 12).
         "bounded_option": "'scan.bounded.mode' = 'latest-offset', 'scan.watermark.emit.strategy' = 'on-event',"
         if bounded else "'properties.auto.offset.reset' = 'earliest',",
-        "watermark": interval(watermark_s),
+        "watermark": interval(watermark_s), "watermark_s": watermark_s,
     }
 
 
@@ -195,3 +208,49 @@ def interval(seconds: int) -> str:
     hours, rest = divmod(rest, 3600)
     minutes, secs = divmod(rest, 60)
     return f"INTERVAL '{days} {hours:02d}:{minutes:02d}:{secs:02d}' DAY TO SECOND"
+
+
+class JobFailed(RuntimeError):
+    """A job run in the foreground ended FAILED; the message is its root cause."""
+
+
+def execute(env, job_name: str, *, progress_s: float = 30.0) -> None:
+    """Run the job. Under `flink run` as the client expects (attached, or detached: submitted and returned).
+    Embedded (`streampulse run`, `python jobs/<job>.py`), on this process's mini-cluster, watched: the terminal
+    sees the job's state changes, each failure's root cause and a progress line (shared/job_watch.py), and a
+    job that ends FAILED raises JobFailed with its root cause."""
+    from py4j.protocol import Py4JJavaError
+
+    from shared.job_watch import JobWatch, root_cause
+
+    if env._j_stream_execution_environment.getClass().getSimpleName() != "LocalStreamEnvironment":
+        env.execute(job_name)
+        return
+    client = env.execute_async(job_name)
+    j_client = client._j_job_client
+    watch = None
+    try:  # the mini-cluster's REST endpoint (random port): the JobClient of a local run keeps it private
+        field = j_client.getClass().getDeclaredField("miniCluster")
+        field.setAccessible(True)
+        rest_url = field.get(j_client).getRestAddress().get().toString()
+        watch = JobWatch(rest_url, str(client.get_job_id()), job_name, progress_s=progress_s)
+        watch.start()
+        log.info("%s: REST API at %s (what the Flink Web UI reads)", job_name, rest_url)
+    except Py4JJavaError as exc:
+        log.warning("%s runs unwatched: no REST endpoint (%s)", job_name, exc.java_exception)
+    try:
+        client.get_job_execution_result().result()
+    except Py4JJavaError as exc:
+        raise JobFailed(f"{job_name} FAILED: {root_cause(_stack_of(exc.java_exception))}") from None
+    finally:
+        if watch is not None:
+            watch.stop()
+
+
+def _stack_of(java_exception) -> str:
+    """A Java exception and its causes, innermost last, as a stack trace lists them."""
+    lines, cause = [java_exception.toString()], java_exception.getCause()
+    while cause is not None:
+        lines.append(f"Caused by: {cause.toString()}")
+        cause = cause.getCause()
+    return "\n".join(lines)

@@ -1,10 +1,11 @@
 """Keyword counts per minute and the sliding windows built from them: the trending job's counting.
 
 The job hands its Python stage one batch of on-time posts per minute (and shard) of event time,
-gathered in the JVM. Here each batch becomes a `MinuteCounts`: per keyword the distinct posts, the
-set of distinct authors and the smallest and largest uid (a trend's sample posts), and the posts per
-source. A sliding window of `overlap` minutes is then the sum of its minutes' posts (a post lives in
-one minute only) and the union of their author sets: exact, with no per-window state in the JVM.
+gathered in the JVM (sql/flink/posts_by_minute.sql) and decoded (shared/minute_stage.py). Here each batch
+becomes a `MinuteCounts`: per keyword the distinct posts, the set of distinct authors and the smallest and
+largest uid (a trend's sample posts), and the posts per source. A sliding window of `overlap` minutes is
+then the sum of its minutes' posts (a post lives in one minute only) and the union of their author sets:
+exact, with no per-window state in the JVM.
 
 What gets written where is chosen here too (`top_keywords`, `watch_list`), so that PostgreSQL receives
 what the dashboards read, bounded per window, not one row per word of the vocabulary.
@@ -12,12 +13,12 @@ what the dashboards read, bounded per window, not one row per word of the vocabu
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from shared.keywords import extract_keywords
+from shared.post import SocialPost
 from shared.trends import TrendDecision, TrendingSettings
 
 ALL_SOURCES = "*"
@@ -69,24 +70,18 @@ class Progress:
     watched: dict[str, tuple[int, int]] = field(default_factory=dict)
 
 
-def parse_batch(payload: str) -> list[list]:
-    """A batch as the job's SQL writes it (sql/flink/trending_input.sql): a JSON array of
-    [uid, author_id, source, text, hashtags, langs]."""
-    return json.loads(payload)
-
-
-def count_posts(index: int, posts: Iterable[Sequence]) -> MinuteCounts:
-    """Count one batch of posts ([uid, author_id, source, text, hashtags, langs]); a re-sent copy (same uid)
-    counts once, and a post once per keyword."""
+def count_posts(index: int, posts: Iterable[SocialPost]) -> MinuteCounts:
+    """Count one batch of posts; a re-sent copy (same uid) counts once, and a post once per keyword."""
     keywords: dict[str, KeywordCount] = {}
     totals: dict[str, int] = {}
     seen: set[str] = set()
-    for uid, author, source, text, hashtags, langs in posts:
+    for post in posts:
+        uid, author = post.uid, post.author_id
         if uid in seen:
             continue
         seen.add(uid)
-        totals[source] = totals.get(source, 0) + 1
-        for keyword in extract_keywords(text, hashtags or (), langs or ()):
+        totals[post.source] = totals.get(post.source, 0) + 1
+        for keyword in extract_keywords(post.text, post.hashtags, post.langs):
             count = keywords.get(keyword)
             if count is None:
                 keywords[keyword] = KeywordCount(1, {author}, uid, uid)

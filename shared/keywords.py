@@ -22,6 +22,7 @@ from collections.abc import Sequence
 
 MAX_KEYWORDS_PER_POST = 32  # bounds window state per post; real posts rarely have more distinct words
 MIN_WORD_CHARS = 3
+MAX_KEYWORD_CHARS = 64  # a longer "word" is a URL fragment, a hash or a flood, never a trend (and a sink key)
 
 # Common function words per language (hand-written): frequent everywhere, never a trend.
 _STOP_TEXT = {
@@ -84,13 +85,13 @@ def extract_keywords(text: str, hashtags: Sequence[str], langs: Sequence[str]) -
     keywords: dict[str, None] = {}
     for tag in hashtags:
         tag = _normalise(tag.lstrip("#")).strip()
-        if tag:
+        if tag and len(tag) <= MAX_KEYWORD_CHARS:
             keywords["#" + tag] = None
     stop = stop_words_for(langs)
     text = _MENTION_OR_TAG.sub(" ", _URL.sub(" ", _normalise(text)))
     for token in _TOKEN.findall(text):
         token = token.replace("’", "'")
-        if (len(token) < MIN_WORD_CHARS or token in stop or token.isdigit()
+        if (not MIN_WORD_CHARS <= len(token) <= MAX_KEYWORD_CHARS or token in stop or token.isdigit()
                 or _NO_SPACE_SCRIPT.search(token)):
             continue
         keywords[token] = None

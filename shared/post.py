@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -40,6 +41,15 @@ SOURCES = frozenset({"bluesky", "reddit", "mastodon", "synthetic"})
 MAX_TEXT_CHARS = 40_000  # Reddit's self-post limit, the longest of our sources
 MAX_ID_CHARS = 512
 MAX_LIST_ITEMS = 256
+# What reaches a sink key or a keyword is bounded here, where every post enters the system (the producers'
+# parse_post and the jobs' decode_post): a 3 KB "language" or an 8,000-character tag must never become a
+# PostgreSQL index key (btree rows stop at 2,704 bytes) or a keyword.
+MAX_TAG_CHARS = 64  # Bluesky's facet tags allow 64 graphemes; a longer "tag" is dropped
+MAX_LANGS = 8
+MAX_LANG_CHARS = 35  # RFC 5646 §4.4.1: what every implementation must support
+MAX_COMMUNITY_CHARS = 256  # a DNS host name (Mastodon) or r/<21 characters> (Reddit) fits
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # C0, DEL and C1 control characters
+_BCP47_SHAPE = re.compile(r"[a-z]{2,8}(?:-[a-z0-9]{1,8})*")  # language[-script][-region][-variant...], lower-cased
 MIN_CREATED_AT_MS = int(datetime(2005, 1, 1, tzinfo=UTC).timestamp() * 1000)  # before any of our sources existed
 MAX_CLOCK_SKEW_MS = 10 * 60 * 1000  # a post "from the future" beyond this is a broken clock or a bad field
 
@@ -55,6 +65,9 @@ class RejectReason(StrEnum):
     INVALID_FIELD = "invalid_field"
     TEXT_TOO_LONG = "text_too_long"
     TIMESTAMP_OUT_OF_RANGE = "timestamp_out_of_range"
+    UNDECODABLE = "undecodable"  # on social.posts: not the SocialPost Avro record (jobs only)
+    TIMESTAMP_MISMATCH = "timestamp_mismatch"  # on social.posts: created_at is not the record's event time
+    KEY_MISMATCH = "key_mismatch"  # on social.posts: the Kafka key is not the uid
 
 
 class InvalidPost(ValueError):
@@ -123,7 +136,10 @@ def parse_post(raw: bytes | str | Mapping[str, Any], *, ingested_at: int | None 
     """Validate one post from a JSON document (bytes or str) or an already-parsed mapping.
 
     `ingested_at` defaults to the record's own value, else now. `now` (epoch millis) bounds
-    `created_at` from above: tests pass it to stay deterministic.
+    `created_at` from above: tests pass it to stay deterministic. A `created_at` later than the post's
+    ingestion (a client's clock ahead of ours, up to MAX_CLOCK_SKEW_MS) is clamped to the ingestion time,
+    so that no post can carry the stream's event time into the future; `extra["clamped_ms"]` says by how
+    much (the producers count it). Further ahead, the post is rejected.
     """
     if isinstance(raw, bytes | bytearray | memoryview):
         try:
@@ -135,10 +151,44 @@ def parse_post(raw: bytes | str | Mapping[str, Any], *, ingested_at: int | None 
             raw = json.loads(raw)
         except json.JSONDecodeError as exc:
             raise InvalidPost(RejectReason.INVALID_JSON, f"{exc.msg} at line {exc.lineno} column {exc.colno}") from None
+        except RecursionError:
+            raise InvalidPost(RejectReason.INVALID_JSON, "nested too deeply") from None
     if not isinstance(raw, Mapping):
         raise InvalidPost(RejectReason.NOT_AN_OBJECT, f"expected a JSON object, got {type(raw).__name__}")
-
     now = now_ms() if now is None else now
+    return _validated(raw, ingested_at=ingested_at, now=now)
+
+
+def decode_post(payload: bytes | None, event_time: int | None = None, key: bytes | None = None) -> SocialPost:
+    """A record of social.posts as the jobs read it: the SocialPost Avro record, held to the same rules as
+    parse_post (producers are not the only thing that can write a topic), and, when given, with `created_at`
+    equal to the record's event time — what the jobs' watermarks follow: the `created_at` header the
+    producers write, capped at the record's timestamp (sql/flink/social_posts_source.sql) — and the uid equal
+    to the record's key (the partition a post's copies share). Raises InvalidPost."""
+    if not payload:
+        raise InvalidPost(RejectReason.UNDECODABLE, "empty record")
+    try:
+        buffer = io.BytesIO(payload)
+        record = fastavro.schemaless_reader(buffer, _WIRE_SCHEMA)
+    except Exception as exc:  # fastavro raises whatever the bytes lead it to: EOFError, ValueError, ...
+        raise InvalidPost(RejectReason.UNDECODABLE, f"not a SocialPost Avro record: {type(exc).__name__}: "
+                                                    f"{str(exc)[:200]}") from None
+    if buffer.tell() != len(payload):
+        raise InvalidPost(RejectReason.UNDECODABLE, f"{len(payload) - buffer.tell()} bytes after the record")
+    post = _validated(record, ingested_at=None, now=None)
+    if post.extra.get("clamped_ms"):
+        raise InvalidPost(RejectReason.TIMESTAMP_OUT_OF_RANGE, "created_at is later than ingested_at")
+    if event_time is not None and post.created_at != event_time:
+        raise InvalidPost(RejectReason.TIMESTAMP_MISMATCH,
+                          f"created_at {_iso(post.created_at)} is not the record's event time {_iso(event_time)}")
+    if key is not None and key != post.uid.encode():
+        raise InvalidPost(RejectReason.KEY_MISMATCH, f"the record's key is not the uid {post.uid[:200]!r}")
+    return post
+
+
+def _validated(raw: Mapping[str, Any], *, ingested_at: int | None, now: int | None) -> SocialPost:
+    """The rules every post meets, however it arrives. `now` None: no bound from the clock (the jobs, which
+    replay old data deterministically)."""
     source = _text_field(raw, "source", MAX_ID_CHARS)
     if source not in SOURCES:
         raise InvalidPost(RejectReason.INVALID_FIELD, f"source {source!r} is not one of {sorted(SOURCES)}")
@@ -148,29 +198,62 @@ def parse_post(raw: bytes | str | Mapping[str, Any], *, ingested_at: int | None 
     if "\x00" in text:
         raise InvalidPost(RejectReason.INVALID_FIELD, "text contains a NUL character")
     created_at = timestamp_field(raw, "created_at")
-    if not MIN_CREATED_AT_MS <= created_at <= now + MAX_CLOCK_SKEW_MS:
+    if created_at < MIN_CREATED_AT_MS or (now is not None and created_at > now + MAX_CLOCK_SKEW_MS):
         raise InvalidPost(RejectReason.TIMESTAMP_OUT_OF_RANGE,
-                          f"created_at {_iso(created_at)} is outside 2005-01-01 .. now + 10 minutes ({_iso(now)})")
-    ingested = ingested_at if ingested_at is not None else (
-        timestamp_field(raw, "ingested_at") if raw.get("ingested_at") is not None else now)
+                          f"created_at {_iso(created_at)} is outside 2005-01-01 .. now + 10 minutes"
+                          + (f" ({_iso(now)})" if now is not None else ""))
+    if ingested_at is not None:
+        ingested = ingested_at
+    elif raw.get("ingested_at") is not None:
+        ingested = timestamp_field(raw, "ingested_at")
+    else:
+        ingested = now if now is not None else created_at
+    clamped = max(0, created_at - ingested)
     version = raw.get("schema_version", SCHEMA_VERSION)
     if version != SCHEMA_VERSION:
         raise InvalidPost(RejectReason.INVALID_FIELD, f"schema_version {version!r} is not {SCHEMA_VERSION}")
+    community = _optional_text_field(raw, "community") or ""
+    if len(community) > MAX_COMMUNITY_CHARS:
+        raise InvalidPost(RejectReason.INVALID_FIELD,
+                          f"community has {len(community)} characters, the limit is {MAX_COMMUNITY_CHARS}")
     return SocialPost(
-        uid=_text_field(raw, "uid", MAX_ID_CHARS),
+        uid=_id_field(raw, "uid"),
         source=source,
-        author_id=_text_field(raw, "author_id", MAX_ID_CHARS),
+        author_id=_id_field(raw, "author_id"),
         text=text,
-        created_at=created_at,
+        created_at=created_at - clamped,
         ingested_at=ingested,
-        langs=_list_field(raw, "langs"),
-        hashtags=tuple(tag.lstrip("#") for tag in _list_field(raw, "hashtags")),
+        langs=clean_langs(_list_field(raw, "langs")),
+        hashtags=clean_tags(_list_field(raw, "hashtags")),
         mentions=_list_field(raw, "mentions"),
         links=_list_field(raw, "links"),
         reply_parent=_optional_text_field(raw, "reply_parent"),
         reply_root=_optional_text_field(raw, "reply_root"),
-        community=_optional_text_field(raw, "community") or "",
+        community=_CONTROL.sub("", community).strip(),
+        extra={"clamped_ms": clamped} if clamped else {},
     )
+
+
+def clean_tags(tags: tuple[str, ...]) -> tuple[str, ...]:
+    """Hashtags without '#', control characters and surrounding space; empty or longer than MAX_TAG_CHARS
+    ones dropped, repeats once."""
+    cleaned = (_CONTROL.sub("", tag).strip().lstrip("#").strip() for tag in tags)
+    return tuple(dict.fromkeys(tag for tag in cleaned if tag and len(tag) <= MAX_TAG_CHARS))
+
+
+def clean_langs(langs: tuple[str, ...]) -> tuple[str, ...]:
+    """Language codes in BCP 47's shape (lower-cased, e.g. "en", "pt-br", "zh-hant"), the first MAX_LANGS
+    distinct ones; anything else is not a language and is dropped."""
+    cleaned = (lang.strip().lower().replace("_", "-") for lang in langs)
+    valid = (lang for lang in cleaned if len(lang) <= MAX_LANG_CHARS and _BCP47_SHAPE.fullmatch(lang))
+    return tuple(dict.fromkeys(valid))[:MAX_LANGS]
+
+
+def _id_field(raw: Mapping[str, Any], name: str) -> str:
+    value = _text_field(raw, name, MAX_ID_CHARS)
+    if _CONTROL.search(value):
+        raise InvalidPost(RejectReason.INVALID_FIELD, f"{name} contains a control character")
+    return value
 
 
 def _check_utf8(value: str, name: str) -> str:

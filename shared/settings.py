@@ -6,6 +6,7 @@ so that nothing starts half-configured.
 
 from __future__ import annotations
 
+import logging
 import os
 from functools import cached_property
 from pathlib import Path
@@ -49,17 +50,54 @@ class StackSettings(_Section):
         return self.cache_dir.expanduser().resolve()
 
 
+KafkaRole = Literal["admin", "producer", "jobs"]
+SCRAM = "SCRAM-SHA-512"
+
+
 class KafkaSettings(_Section):
     host: Host = "127.0.0.1"
-    port: Port = 19092
+    port: Port = 19092  # clients: SASL/SCRAM
     controller_port: Port = 19093
+    internal_port: Port = 19094  # the broker's own listener (SASL/PLAIN), for itself and the stack's provisioning
     heap: Annotated[str, Field(pattern=r"^\d+[mg]$", description="a JVM heap size such as 512m or 1g")] = "768m"
     default_partitions: Annotated[int, Field(ge=1, description="a whole number ≥ 1")] = 2
     topics: dict[str, Annotated[int, Field(ge=1)]] = Field(default_factory=dict)
+    # SASL/SCRAM principals (ACLs in stack/services.py): the producers alone may write social.posts; the jobs
+    # read every topic and write their outputs; the admin manages topics and ACLs. Passwords are generated.
+    admin_user: str = "streampulse-admin"
+    admin_password: SecretStr | None = None
+    producer_user: str = "streampulse-producer"
+    producer_password: SecretStr | None = None
+    jobs_user: str = "streampulse-jobs"
+    jobs_password: SecretStr | None = None
+    # The broker's own login on its internal and controller listeners (SASL/PLAIN: KRaft cannot use SCRAM
+    # there, SCRAM credentials live in the metadata the controller serves), and the stack's, to create the
+    # SCRAM users and the ACLs before anyone else can log in.
+    broker_password: SecretStr | None = None
 
     @property
     def bootstrap(self) -> str:
         return f"{self.host}:{self.port}"
+
+    def credentials(self, role: KafkaRole) -> tuple[str, str]:
+        return getattr(self, f"{role}_user"), _require_secret(getattr(self, f"{role}_password"),
+                                                              f"kafka.{role}_password")
+
+    def client_options(self, role: KafkaRole) -> dict[str, str]:
+        """kafka-python's arguments for a SCRAM login as `role`."""
+        user, password = self.credentials(role)
+        if self.host in ("127.0.0.1", "localhost", "::1"):  # nothing to overhear: kafka-python warns on each login
+            logging.getLogger("kafka.net.sasl.scram").setLevel(logging.ERROR)
+        return {"bootstrap_servers": self.bootstrap, "security_protocol": "SASL_PLAINTEXT",
+                "sasl_mechanism": SCRAM, "sasl_plain_username": user, "sasl_plain_password": password}
+
+    def jaas(self, role: KafkaRole, *, shaded: bool = True) -> str:
+        """The JAAS line of a Java client logging in as `role`: by default for Flink's SQL Kafka connector,
+        whose Kafka classes are shaded (a login module under the plain package name is not found there)."""
+        user, password = self.credentials(role)
+        package = "org.apache.flink.kafka.shaded.org.apache.kafka" if shaded else "org.apache.kafka"
+        return (f'{package}.common.security.scram.ScramLoginModule required username="{user}" '
+                f'password="{password}";')
 
 
 class PostgresSettings(_Section):
@@ -181,6 +219,9 @@ class FlinkSettings(_Section):
     # RocksDB keeps state off the heap and checkpoints incrementally; hashmap (the heap) is several
     # times faster for the windows' COUNT(DISTINCT) state while it fits in memory.
     state_backend: Literal["rocksdb", "hashmap"] = "rocksdb"
+    # The jobs read social.posts by minute (sql/flink/posts_by_minute.sql): each minute's records reach the
+    # Python stage in this many batches (by partition), which bounds one batch's size.
+    minute_batch_shards: Annotated[int, Field(ge=1, le=1024, description="a whole number from 1 to 1024")] = 4
     rest_port: Annotated[int, Field(ge=1, le=65535, description="a TCP port number")] = 8081  # cluster Web UI
     taskmanagers: Annotated[int, Field(ge=1, le=8, description="a whole number from 1 to 8")] = 1  # cluster up
     # Where checkpoints go; empty = <state_dir>/flink/checkpoints. A cluster whose processes do not

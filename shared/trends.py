@@ -60,8 +60,6 @@ class TrendingSettings(BaseModel):
     watch_z: Annotated[float, Field(gt=0, description="a positive number of standard deviations, ≤ z_threshold")] = 3.5
     watch_max: Annotated[int, Field(ge=0, description="keywords per window, a whole number ≥ 0")] = 50
     watch_minutes: Annotated[int, Field(ge=0, description="minutes, a whole number ≥ 0")] = 10
-    # Each minute's posts reach the Python stage in this many batches (by uid), bounding one batch's size.
-    batch_shards: Annotated[int, Field(ge=1, le=1024, description="a whole number from 1 to 1024")] = 4
 
     @model_validator(mode="after")
     def _windows_fit(self):

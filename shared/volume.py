@@ -26,6 +26,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from shared.post import SocialPost
 from shared.trends import absent_windows, ewma_step, z_score
 
 
@@ -97,3 +98,12 @@ def observe(state: SeriesBaseline | None, index: int, posts: int,
 def still_expected(state: SeriesBaseline, settings: VolumeSettings) -> bool:
     """Whether a silent window of this series can still be a drop: worth scoring the next one."""
     return state.mean >= settings.min_expected
+
+
+def series_of(post: SocialPost) -> list[tuple[str, str]]:
+    """The (dimension, series) pairs a post counts in: its source, its source's language (the first of its
+    languages, 'und' without one) and its source's community (when it has one)."""
+    series = [("source", post.source), ("lang", f"{post.source}/{post.langs[0] if post.langs else 'und'}")]
+    if post.community:
+        series.append(("community", f"{post.source}/{post.community}"))
+    return series

@@ -28,7 +28,7 @@ import yaml
 
 from shared.flink import FLINK_CONF, flatten
 from shared.settings import PROJECT_ROOT, Settings
-from stack.processes import ManagedProcess, children, tail, wait_until
+from stack.processes import ManagedProcess, children, owned, tail, wait_until
 from stack.services import StackError
 
 # A TaskManager exits on a fatal error — among them an exception while a failing task closes its operators,
@@ -148,18 +148,34 @@ class Cluster:
             raise StackError(f"{exc}\n{logs}") from None
         print(f"flink: Web UI and REST API at {self.rest_url}", file=out)
 
+    def recorded_roles(self) -> list[str]:
+        """The roles `up` started, from their pid files and from the process table, whatever flink.taskmanagers
+        says now; TaskManagers first, the JobManager last."""
+        run_dir = self.settings.stack.state_path / "run"
+        names = {p.stem for p in run_dir.glob("flink-*.pid")} | set(owned(run_dir, "flink-").values())
+        roles = {name.removeprefix("flink-") for name in names}
+        return sorted(roles - {"jobmanager"}, reverse=True) + (["jobmanager"] if "jobmanager" in roles else [])
+
+    def _process(self, role: str) -> ManagedProcess:
+        return self.processes.get(role) or ManagedProcess(f"flink-{role}", self.settings.stack.state_path / "run",
+                                                          self.log_dir / f"{role}.out")
+
     def down(self, out=sys.stderr) -> None:
-        for role in reversed(self.roles):
-            if self.processes[role].stop():
+        for role in self.recorded_roles():
+            if self._process(role).stop():
                 print(f"flink {role}: stopped", file=out)
 
     def status(self, out=sys.stdout) -> bool:
         ok = True
-        for role in self.roles:
-            pid = self.processes[role].pid()
-            ok &= pid is not None
+        for role in sorted(set(self.roles) | set(self.recorded_roles()), key=lambda r: (r != "jobmanager", r)):
+            pid = self._process(role).pid()
+            ok &= pid is not None or role not in self.roles
             print(f"flink-{role:<12} {'up' if pid else 'down':<8} pid {pid}" if pid else
                   f"flink-{role:<12} down", file=out)
+        strays = {pid: name for pid, name in owned(self.settings.stack.state_path / "run", "flink-").items()
+                  if self._process(name.removeprefix("flink-")).pid() is None}
+        for pid, name in sorted(strays.items()):
+            print(f"stray: pid {pid} ({name}) outlived its supervisor; `streampulse cluster down` stops it", file=out)
         if ok:
             overview = self.overview()
             print(f"flink REST {self.rest_url}: {overview.get('taskmanagers')} TaskManager(s), "

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -30,14 +31,18 @@ def run(settings: Settings, sample: Path = SAMPLE) -> int:
     admin = clients.kafka_admin(settings)
     admin.create_topics([NewTopic(topic, 2, 1), NewTopic(dlq, 1, 1)])
     try:
+        step = time.monotonic()
         producer = PostProducer(settings, "replay", topic=topic, dlq_topic=dlq)
         posts = [json.loads(line) for line in sample.read_text().splitlines() if line.strip()]
         for post in posts:
             producer.submit(post)
         producer.close()
-        print(f"[demo] {producer.summary.line()} → Kafka topic {topic}", file=sys.stderr)
+        print(f"[demo] {producer.summary.line()} → Kafka topic {topic} ({time.monotonic() - step:.1f}s)",
+              file=sys.stderr)
         print("[demo] running the trending job on the embedded Flink mini-cluster (about a minute)", file=sys.stderr)
+        step = time.monotonic()
         trending.main(["--bounded", "--topic", topic, "--group-id", f"demo-{run_id}"])
+        print(f"[demo] the trending job finished in {time.monotonic() - step:.1f}s", file=sys.stderr)
     finally:
         admin.delete_topics([topic, dlq])
         admin.close()

@@ -7,11 +7,13 @@ import secrets
 import string
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 from shared import clients
 from shared.settings import PROJECT_ROOT, Settings, load_settings, read_env_file
-from stack.services import Kafka, Minio, Postgres, Prometheus, Redis, Service, new_secret
+from stack.processes import owned, stop_pids
+from stack.services import Kafka, Minio, Postgres, Prometheus, Redis, Service, apt_install, new_secret
 
 MIGRATIONS = PROJECT_ROOT / "sql" / "migrations"
 
@@ -28,6 +30,10 @@ STACK_SECRETS = {
     # MinIO's root user is its access key; never the minioadmin default.
     "STREAMPULSE_MINIO__ACCESS_KEY": lambda: "sp-" + secrets.token_hex(8),
     "STREAMPULSE_MINIO__SECRET_KEY": new_secret,
+    "STREAMPULSE_KAFKA__ADMIN_PASSWORD": new_secret,
+    "STREAMPULSE_KAFKA__PRODUCER_PASSWORD": new_secret,
+    "STREAMPULSE_KAFKA__JOBS_PASSWORD": new_secret,
+    "STREAMPULSE_KAFKA__BROKER_PASSWORD": new_secret,
 }
 
 
@@ -51,22 +57,44 @@ def up(settings: Settings, out=sys.stderr) -> Settings:
     settings = ensure_credentials(settings)
     started = time.monotonic()
     stack = services(settings)
-    for service in stack:
-        print(f"[{service.name}] checking install", file=out, flush=True)
-        service.install()
+    install(stack, out)
     for service in stack:
         print(f"[{service.name}] starting on {service.address}", file=out, flush=True)
         service.start()
+    step = time.monotonic()
     for service in stack:
         service.wait_ready()
-        print(f"[{service.name}] ready", file=out, flush=True)
+        print(f"[{service.name}] ready ({time.monotonic() - step:.1f}s)", file=out, flush=True)
+    step = time.monotonic()
     provision(settings, out)
+    print(f"[stack] provisioned in {time.monotonic() - step:.1f}s", file=out)
     print(f"stack up in {time.monotonic() - started:.1f}s; state in {settings.stack.state_path}", file=out)
     return settings
 
 
+def install(stack: list[Service], out=sys.stderr) -> None:
+    """Every service's Debian packages in one apt-get run, then the other installs (jars, MinIO's build)
+    side by side; each step's time as it ends."""
+    packages = sorted({package for service in stack for package in service.missing_packages()})
+    if packages:
+        print(f"[apt] installing {' '.join(packages)}", file=out, flush=True)
+        step = time.monotonic()
+        apt_install(*packages)
+        print(f"[apt] installed in {time.monotonic() - step:.1f}s", file=out, flush=True)
+    step = time.monotonic()
+    with ThreadPoolExecutor(max_workers=len(stack)) as pool:
+        futures = {pool.submit(service.install): service for service in stack}
+        for future in as_completed(futures):
+            future.result()  # the first failure stops `stack up` with its own message
+            print(f"[{futures[future].name}] installed ({time.monotonic() - step:.1f}s)", file=out, flush=True)
+
+
 def provision(settings: Settings, out=sys.stderr) -> None:
-    created = Kafka(settings).create_topics()
+    kafka = Kafka(settings)
+    kafka.secure()
+    print(f"[kafka] SCRAM users and ACLs: {settings.kafka.producer_user} writes the posts topics, "
+          f"{settings.kafka.jobs_user} reads every topic and writes the jobs' outputs", file=out)
+    created = kafka.create_topics()
     print(f"[kafka] topics: {', '.join(settings.kafka.topics)}" + (f" (created {len(created)})" if created else ""),
           file=out)
     applied = migrate(settings)
@@ -108,10 +136,20 @@ def migrate(settings: Settings) -> list[str]:
     return applied
 
 
+def strays(settings: Settings) -> dict[int, str]:
+    """Processes a stack service started (marked, see stack/processes.py) whose service is not running."""
+    stack = {service.name: service for service in services(settings)}
+    return {pid: name for pid, name in owned(settings.stack.state_path / "run").items()
+            if name in stack and stack[name].pid() is None}
+
+
 def down(settings: Settings, out=sys.stderr) -> None:
     for service in reversed(services(settings)):
         stopped = service.stop()
         print(f"[{service.name}] {'stopped' if stopped else 'was not running'}", file=out)
+    if left := strays(settings):
+        stop_pids(list(left))
+        print(f"stopped strays: {', '.join(f'{name} (pid {pid})' for pid, name in sorted(left.items()))}", file=out)
 
 
 def status(settings: Settings, out=sys.stdout) -> bool:
@@ -120,6 +158,8 @@ def status(settings: Settings, out=sys.stdout) -> bool:
         ok, line = service.status()
         all_up &= ok
         print(f"{service.name:<11}{line}", file=out)
+    for pid, name in sorted(strays(settings).items()):
+        print(f"stray: pid {pid} ({name}) runs without its service; `streampulse stack down` stops it", file=out)
     return all_up
 
 

@@ -1,7 +1,10 @@
 """Processes started by the stack: detached, logged to a file, remembered by pid file.
 
 The pid file holds the pid and the process's start time (from /proc/<pid>/stat); `stop` only
-signals a pid whose start time still matches, so a pid recycled by the OS is never killed.
+signals a pid whose start time still matches, so a pid recycled by the OS is never killed. Every process
+started here also carries STREAMPULSE_OWNER=<run dir>/<name> in its environment, which its children inherit:
+`owned` finds them all in the process table, so `down` stops what `up` started even when a pid file is gone
+or the settings changed since, and `status` can name strays.
 """
 
 from __future__ import annotations
@@ -36,11 +39,48 @@ def start_time(pid: int) -> str:
         return ""
 
 
+OWNER_ENV = "STREAMPULSE_OWNER"
+
+
+def owned(run_dir: Path, prefix: str = "") -> dict[int, str]:
+    """Live processes started by a ManagedProcess of `run_dir`, or descended from one: pid -> its name."""
+    mark = f"{OWNER_ENV}={run_dir}/".encode()
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            variables = (entry / "environ").read_bytes().split(b"\0")
+        except OSError:  # gone meanwhile, or not ours to read
+            continue
+        name = next((v[len(mark):].decode(errors="replace") for v in variables if v.startswith(mark)), None)
+        if name is not None and name.startswith(prefix) and pid_alive(int(entry.name)):
+            found[int(entry.name)] = name
+    return found
+
+
+def stop_pids(pids, timeout: float = 30.0) -> None:
+    """SIGTERM each, then SIGKILL what is left after `timeout`."""
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while any(pid_alive(pid) for pid in pids) and time.monotonic() < deadline:
+        for pid in pids:
+            _reap(pid)
+        time.sleep(0.1)
+    for pid in pids:
+        if pid_alive(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
 class ManagedProcess:
     """One long-running server process, tracked by <run_dir>/<name>.pid."""
 
     def __init__(self, name: str, run_dir: Path, log_file: Path):
         self.name, self.pid_file, self.log_file = name, run_dir / f"{name}.pid", log_file
+        self.run_dir = run_dir
 
     def pid(self) -> int | None:
         """The recorded pid if that process is alive and is still the one we started."""
@@ -59,29 +99,21 @@ class ManagedProcess:
         with open(self.log_file, "ab") as log:
             proc = subprocess.Popen(
                 argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, cwd=cwd,
-                env={**os.environ, **(env or {})}, start_new_session=True,
+                env={**os.environ, **(env or {}), OWNER_ENV: f"{self.run_dir}/{self.name}"}, start_new_session=True,
             )
         self.pid_file.write_text(f"{proc.pid} {start_time(proc.pid)}\n")
         return proc.pid
 
     def stop(self, timeout: float = 30.0) -> bool:
-        """SIGTERM, then SIGKILL after `timeout`; True if a process of ours was stopped."""
+        """SIGTERM, then SIGKILL after `timeout`, and the same for any process left with its mark (a child
+        that outlived its parent); True if a process of ours was stopped."""
         pid = self.pid()
-        if pid is None:
-            self.pid_file.unlink(missing_ok=True)
-            return False
-        os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while pid_alive(pid) and time.monotonic() < deadline:
-            _reap(pid)
-            time.sleep(0.1)
-        if pid_alive(pid):
-            os.kill(pid, signal.SIGKILL)
-            while pid_alive(pid):
-                _reap(pid)
-                time.sleep(0.05)
+        if pid is not None:
+            stop_pids([pid], timeout)
         self.pid_file.unlink(missing_ok=True)
-        return True
+        leftovers = [p for p, name in owned(self.run_dir, self.name).items() if name == self.name]
+        stop_pids(leftovers, timeout)
+        return pid is not None or bool(leftovers)
 
 
 def children(pid: int) -> list[int]:

@@ -56,9 +56,15 @@ class Service(ABC):
     @abstractmethod
     def address(self) -> str: ...
 
-    @abstractmethod
+    def missing_packages(self) -> list[str]:
+        """The Debian packages this service needs and does not have: `stack up` installs every service's
+        in one apt-get run before the other installs, which then run side by side."""
+        return []
+
     def install(self) -> None:
-        """Make the binaries available (idempotent)."""
+        """Make the rest of what it runs available: jars, a build (idempotent; runs beside the others').
+        Nothing by default: most services are their Debian package."""
+        return None
 
     @abstractmethod
     def start(self) -> None: ...
@@ -107,28 +113,68 @@ class Kafka(Service):
     def _process(self) -> ManagedProcess:
         return ManagedProcess(self.name, self.state / "run", self.log_file)
 
+    def missing_packages(self) -> list[str]:
+        return [] if shutil.which("java") else ["openjdk-17-jre-headless"]
+
     def install(self) -> None:
         jars.fetch_all(self.settings.stack.cache_path, ["kafka-broker"])
-        if shutil.which("java") is None:
-            apt_install("openjdk-17-jre-headless")
 
     def _classpath(self) -> str:
         return str(jars.jars_of("kafka-broker", self.settings.stack.cache_path)[0].parent / "*")
 
+    def internal_options(self) -> dict:
+        """kafka-python's login on the broker's internal listener as the broker itself (a super user): what
+        provisioning uses before the SCRAM users exist."""
+        k = self.settings.kafka
+        # The internal listener is bound to the stack's host only; kafka-python warns on every PLAIN login.
+        logging.getLogger("kafka.net.sasl.plain").setLevel(logging.ERROR)
+        return {"bootstrap_servers": f"{k.host}:{k.internal_port}", "security_protocol": "SASL_PLAINTEXT",
+                "sasl_mechanism": "PLAIN", "sasl_plain_username": BROKER_USER,
+                "sasl_plain_password": self._broker_password()}
+
+    def _broker_password(self) -> str:
+        secret = self.settings.kafka.broker_password
+        if secret is None or not secret.get_secret_value():
+            raise StackError("kafka.broker_password is not set: `streampulse stack up` generates it into "
+                             f"{self.settings.credentials_file}")
+        return secret.get_secret_value()
+
     def _write_config(self) -> Path:
         k = self.settings.kafka
+        password = self._broker_password()
+        plain = (f'org.apache.kafka.common.security.plain.PlainLoginModule required username="{BROKER_USER}" '
+                 f'password="{password}" user_{BROKER_USER}="{password}";')
         props = {
             "process.roles": "broker,controller",
             "node.id": "1",
             "controller.quorum.voters": f"1@{k.host}:{k.controller_port}",
             "controller.listener.names": "CONTROLLER",
-            "listeners": f"PLAINTEXT://{k.host}:{k.port},CONTROLLER://{k.host}:{k.controller_port}",
-            "advertised.listeners": f"PLAINTEXT://{k.host}:{k.port}",
-            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
-            "inter.broker.listener.name": "PLAINTEXT",
+            # Every listener authenticates: clients with SCRAM (only the generated users exist), the broker with
+            # itself over PLAIN on the internal and controller listeners.
+            "listeners": f"CLIENT://{k.host}:{k.port},INTERNAL://{k.host}:{k.internal_port},"
+                         f"CONTROLLER://{k.host}:{k.controller_port}",
+            "advertised.listeners": f"CLIENT://{k.host}:{k.port},INTERNAL://{k.host}:{k.internal_port}",
+            "listener.security.protocol.map": "CLIENT:SASL_PLAINTEXT,INTERNAL:SASL_PLAINTEXT,CONTROLLER:SASL_PLAINTEXT",
+            "inter.broker.listener.name": "INTERNAL",
+            "sasl.mechanism.inter.broker.protocol": "PLAIN",
+            "sasl.mechanism.controller.protocol": "PLAIN",
+            "listener.name.client.sasl.enabled.mechanisms": SCRAM,
+            "listener.name.client.scram-sha-512.sasl.jaas.config":
+                "org.apache.kafka.common.security.scram.ScramLoginModule required;",
+            "listener.name.internal.sasl.enabled.mechanisms": "PLAIN",
+            "listener.name.internal.plain.sasl.jaas.config": plain,
+            "listener.name.controller.sasl.enabled.mechanisms": "PLAIN",
+            "listener.name.controller.plain.sasl.jaas.config": plain,
+            # ACLs decide the rest (secure()): nothing is allowed that no ACL allows.
+            "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+            "super.users": f"User:{BROKER_USER};User:{k.admin_user}",
             "log.dirs": str(self.home / "data"),
             "num.partitions": str(k.default_partitions),
             "auto.create.topics.enable": "false",
+            # The jobs cap a post's event time at its record's timestamp (sql/flink/social_posts_source.sql): the
+            # broker refuses one more than a minute ahead of its clock, so no writer can carry the watermark into
+            # the future.
+            "log.message.timestamp.after.max.ms": "60000",
             "offsets.topic.replication.factor": "1",
             "offsets.topic.num.partitions": "4",
             "transaction.state.log.replication.factor": "1",
@@ -141,7 +187,9 @@ class Kafka(Service):
             "transaction.max.timeout.ms": "3600000",
         }
         path = self.home / "server.properties"
-        path.write_text("".join(f"{key}={value}\n" for key, value in props.items()))
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # it holds the broker's password
+        with os.fdopen(fd, "w") as config:
+            config.write("".join(f"{key}={value}\n" for key, value in props.items()))
         log4j = self.home / "log4j2.properties"
         log4j.write_text(
             "rootLogger.level = INFO\nrootLogger.appenderRef.out.ref = OUT\n"
@@ -189,7 +237,7 @@ class Kafka(Service):
         level = kafka_log.level
         kafka_log.setLevel(logging.CRITICAL)
         try:
-            admin = clients.kafka_admin(self.settings, bootstrap_timeout_s=2)
+            admin = clients.kafka_admin(self.settings, bootstrap_timeout_s=2, options=self.internal_options())
             try:
                 return bool(admin.describe_cluster().get("brokers"))
             finally:
@@ -197,10 +245,25 @@ class Kafka(Service):
         finally:
             kafka_log.setLevel(level)
 
+    def secure(self) -> None:
+        """The SCRAM users (their passwords set again on every run: idempotent) and what each may do."""
+        from kafka.admin import ScramMechanism, UserScramCredentialUpsertion
+
+        k = self.settings.kafka
+        users = [k.credentials(role) for role in ("admin", "producer", "jobs")]
+        admin = clients.kafka_admin(self.settings, options=self.internal_options())
+        try:
+            sha512 = ScramMechanism.SCRAM_SHA_512
+            admin.alter_user_scram_credentials([UserScramCredentialUpsertion(user, sha512, password)
+                                                for user, password in users])
+            admin.create_acls(kafka_acls(k.producer_user, k.jobs_user))
+        finally:
+            admin.close()
+
     def create_topics(self) -> list[str]:
         from kafka.admin import NewTopic
 
-        admin = clients.kafka_admin(self.settings)
+        admin = clients.kafka_admin(self.settings, options=self.internal_options())
         try:
             existing = set(admin.list_topics())
             wanted = [NewTopic(name, partitions, 1) for name, partitions in self.settings.kafka.topics.items()
@@ -210,6 +273,38 @@ class Kafka(Service):
             return [t.name for t in wanted]
         finally:
             admin.close()
+
+
+BROKER_USER = "broker"
+SCRAM = "SCRAM-SHA-512"
+POSTS_TOPICS = ("social.posts", "social.posts.dlq", "social.deletes")
+OUTPUT_TOPICS = ("trends.alerts", "volume.anomalies")
+SCRATCH_PREFIXES = ("test.", "bench.", "demo.", "peers.")  # topics the tests, benchmarks and demo make and drop
+
+
+def kafka_acls(producer: str, jobs: str) -> list:
+    """Least privilege on the broker: only the producers write the posts topics; the jobs read every topic and
+    group and write their outputs (transactionally); neither can create or delete topics. The local stack's
+    scratch topics (tests, benchmarks, the demo) are the producers' and the jobs' to write as well."""
+    from kafka.admin import ACL, ACLOperation, ACLPermissionType, ACLResourcePatternType, ResourcePattern, ResourceType
+
+    def allow(user: str, operation, kind, name: str, pattern=ACLResourcePatternType.LITERAL) -> ACL:
+        return ACL(f"User:{user}", "*", operation, ACLPermissionType.ALLOW, ResourcePattern(kind, name, pattern))
+
+    topic, prefixed = ResourceType.TOPIC, ACLResourcePatternType.PREFIXED
+    cluster = ResourceType.CLUSTER
+    acls = [allow(user, ACLOperation.IDEMPOTENT_WRITE, cluster, "kafka-cluster") for user in (producer, jobs)]
+    for name in POSTS_TOPICS:
+        acls += [allow(producer, op, topic, name) for op in (ACLOperation.WRITE, ACLOperation.DESCRIBE)]
+    for name in OUTPUT_TOPICS:
+        acls += [allow(jobs, op, topic, name) for op in (ACLOperation.WRITE, ACLOperation.DESCRIBE)]
+    for prefix in SCRATCH_PREFIXES:
+        acls += [allow(user, op, topic, prefix, prefixed) for user in (producer, jobs)
+                 for op in (ACLOperation.WRITE, ACLOperation.DESCRIBE)]
+    acls += [allow(jobs, op, topic, "*") for op in (ACLOperation.READ, ACLOperation.DESCRIBE)]
+    acls += [allow(jobs, op, ResourceType.GROUP, "*") for op in (ACLOperation.READ, ACLOperation.DESCRIBE)]
+    acls += [allow(jobs, op, ResourceType.TRANSACTIONAL_ID, "*") for op in (ACLOperation.WRITE, ACLOperation.DESCRIBE)]
+    return acls
 
 
 class Postgres(Service):
@@ -229,9 +324,8 @@ class Postgres(Service):
         found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{tool}"), key=lambda p: int(p.split("/")[4]))
         return found[-1] if found else shutil.which(tool)
 
-    def install(self) -> None:
-        if self._bin("pg_ctl") is None or self._bin("initdb") is None:
-            apt_install("postgresql")
+    def missing_packages(self) -> list[str]:
+        return ["postgresql"] if self._bin("pg_ctl") is None or self._bin("initdb") is None else []
 
     def _as_owner(self, argv: list[str]) -> list[str]:
         """PostgreSQL refuses to run as root: as root, run it as the `postgres` account."""
@@ -329,9 +423,8 @@ class Redis(Service):
     def _process(self) -> ManagedProcess:
         return ManagedProcess(self.name, self.state / "run", self.log_file)
 
-    def install(self) -> None:
-        if shutil.which("redis-server") is None:
-            apt_install("redis-server")
+    def missing_packages(self) -> list[str]:
+        return [] if shutil.which("redis-server") else ["redis-server"]
 
     def start(self) -> None:
         proc = self._process()
@@ -381,8 +474,8 @@ class Minio(Service):
         if shutil.which("go") is None:
             raise StackError("MinIO is built with Go, which is not on PATH: install Go 1.24+ (apt-get install golang)")
         version = self.settings.minio.module_version
-        print(f"[minio] building {self.MODULE}@{version} with go install (first time only, minutes)",
-              file=sys.stderr, flush=True)
+        print(f"[minio] building {self.MODULE}@{version} with go install (first time only, a few minutes; "
+              f"cached in {self.binary.parent})", file=sys.stderr, flush=True)
         result = subprocess.run(["go", "install", f"{self.MODULE}@{version}"], capture_output=True, text=True,
                                 env={**os.environ, "GOBIN": str(self.binary.parent), "CGO_ENABLED": "0"})
         if result.returncode != 0:
@@ -439,9 +532,8 @@ class Prometheus(Service):
     def _process(self) -> ManagedProcess:
         return ManagedProcess(self.name, self.state / "run", self.log_file)
 
-    def install(self) -> None:
-        if shutil.which("prometheus") is None:
-            apt_install("prometheus")
+    def missing_packages(self) -> list[str]:
+        return [] if shutil.which("prometheus") else ["prometheus"]
 
     def config(self) -> dict:
         prom = self.settings.prometheus

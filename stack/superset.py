@@ -31,7 +31,7 @@ import requests
 import yaml
 
 from shared.settings import ENV_PREFIX, PROJECT_ROOT, ConfigError, Settings
-from stack.processes import ManagedProcess, tail, wait_until
+from stack.processes import ManagedProcess, owned, stop_pids, tail, wait_until
 from stack.services import StackError
 
 DASHBOARDS = PROJECT_ROOT / "dashboards" / "superset"
@@ -171,7 +171,11 @@ class Superset:
                              f"{tail(self.process.log_file)}")
 
     def stop(self) -> bool:
-        return self.process.stop()
+        """The Superset `up` started, on whatever port the settings name now."""
+        stopped = self.process.stop()
+        others = owned(self.process.run_dir, "superset-")
+        stop_pids(list(others))
+        return stopped or bool(others)
 
     # the REST API -------------------------------------------------------------------------------------
 

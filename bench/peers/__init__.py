@@ -108,13 +108,20 @@ def peer_command(name: str, bootstrap: str, topic: str, out: Path, group_id: str
             "--group-id", group_id]
 
 
-def read_posts(bootstrap: str, topic: str) -> list[dict]:
+def peer_environment(username: str, password: str) -> dict[str, str]:
+    """What to add to a peer's environment for a broker that wants a SCRAM login (read by kafka_config in
+    each peer; secrets stay out of argv)."""
+    return {"PEER_KAFKA_USERNAME": username, "PEER_KAFKA_PASSWORD": password}
+
+
+def read_posts(bootstrap: str, topic: str, options: dict | None = None) -> list[dict]:
     """Every post of `topic` up to its end offsets now, decoded (dicts with the fields the oracle reads)."""
     from kafka import KafkaConsumer, TopicPartition
 
     from shared.post import decode
 
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
+    options = options or {"bootstrap_servers": bootstrap}  # kafka-python's connection arguments (login)
+    consumer = KafkaConsumer(**options, enable_auto_commit=False, group_id=None)
     try:
         partitions = consumer.partitions_for_topic(topic)
         if not partitions:

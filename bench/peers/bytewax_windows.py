@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import csv
 import logging
+import os
 import sys
 import time
 from datetime import UTC, datetime, timedelta
@@ -64,6 +65,17 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 HEADER = ("window_kind", "window_start_ms", "window_end_ms", "keyword", "posts", "authors")
 
 
+def kafka_config(bootstrap: str) -> dict:
+    """librdkafka's connection settings: the broker address, and the SCRAM login the harness hands over in
+    PEER_KAFKA_USERNAME / PEER_KAFKA_PASSWORD (environment, never argv) when the broker wants one."""
+    config = {"bootstrap.servers": bootstrap}
+    if os.environ.get("PEER_KAFKA_USERNAME"):
+        config |= {"security.protocol": "SASL_PLAINTEXT", "sasl.mechanisms": "SCRAM-SHA-512",
+                   "sasl.username": os.environ["PEER_KAFKA_USERNAME"],
+                   "sasl.password": os.environ["PEER_KAFKA_PASSWORD"]}
+    return config
+
+
 def to_datetime(millis: int) -> datetime:
     return EPOCH + timedelta(milliseconds=millis)
 
@@ -84,8 +96,8 @@ class _BoundedTopicPartition(StatefulSourcePartition):
 
     def __init__(self, bootstrap: str, topic: str, group_id: str, lateness_ms: int, tumble_ms: int,
                  batch_size: int, resume: dict[int, int] | None):
-        self._consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group_id, "enable.auto.commit": False,
-                                   "enable.partition.eof": False})
+        self._consumer = Consumer(kafka_config(bootstrap) | {"group.id": group_id, "enable.auto.commit": False,
+                                                             "enable.partition.eof": False})
         metadata = self._consumer.list_topics(topic, timeout=30).topics[topic]
         if metadata.error is not None:
             raise RuntimeError(f"topic {topic!r} at {bootstrap}: {metadata.error.str()}")

@@ -39,6 +39,7 @@ import argparse
 import csv
 import heapq
 import logging
+import os
 import sys
 import tempfile
 import time
@@ -62,6 +63,7 @@ except ImportError:
     pass
 from quixstreams import Application, message_context
 from quixstreams.dataframe.windows.aggregations import Collector
+from quixstreams.kafka.configuration import ConnectionConfig
 from quixstreams.models.serializers import Deserializer
 from quixstreams.sinks import BatchingSink, SinkBatch
 
@@ -258,9 +260,20 @@ class EndTracker:
                 self._app.stop()
 
 
+def kafka_config(bootstrap: str) -> dict:
+    """librdkafka's connection settings: the broker address, and the SCRAM login the harness hands over in
+    PEER_KAFKA_USERNAME / PEER_KAFKA_PASSWORD (environment, never argv) when the broker wants one."""
+    config = {"bootstrap.servers": bootstrap}
+    if os.environ.get("PEER_KAFKA_USERNAME"):
+        config |= {"security.protocol": "SASL_PLAINTEXT", "sasl.mechanisms": "SCRAM-SHA-512",
+                   "sasl.username": os.environ["PEER_KAFKA_USERNAME"],
+                   "sasl.password": os.environ["PEER_KAFKA_PASSWORD"]}
+    return config
+
+
 def topic_bounds(bootstrap: str, topic: str, group_id: str) -> dict[int, tuple[int, int]]:
     """partition -> (low, high) offsets now."""
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group_id, "enable.auto.commit": False})
+    consumer = Consumer(kafka_config(bootstrap) | {"group.id": group_id, "enable.auto.commit": False})
     try:
         metadata = consumer.list_topics(topic, timeout=30).topics[topic]
         if metadata.error is not None:
@@ -273,7 +286,7 @@ def topic_bounds(bootstrap: str, topic: str, group_id: str) -> dict[int, tuple[i
 def clean_up(bootstrap: str, group_id: str) -> None:
     """Delete the consumer group's committed offsets and Quix's internal topics for it (so that a reused group id
     still reads from the beginning, and runs leave nothing behind)."""
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = AdminClient(kafka_config(bootstrap))
     names = [name for name in admin.list_topics(timeout=30).topics
              if name.startswith((f"repartition__{group_id}--", f"changelog__{group_id}--"))]
     for name, future in (admin.delete_topics(names, operation_timeout=30) if names else {}).items():
@@ -297,7 +310,12 @@ def run(args: argparse.Namespace, state_dir: str) -> tuple[int, int]:
     log.info("reading %s: %d records in %d partitions", args.topic, records, len(bounds))
     tumble_ms, size_ms, slide_ms, lateness_ms = (args.tumble_s * 1000, args.hop_size_s * 1000,
                                                  args.hop_slide_s * 1000, round(args.lateness_s * 1000))
-    app = Application(broker_address=args.bootstrap, consumer_group=args.group_id, auto_offset_reset="earliest",
+    config = kafka_config(args.bootstrap)
+    broker = ConnectionConfig(bootstrap_servers=args.bootstrap, security_protocol=config.get("security.protocol",
+                                                                                           "PLAINTEXT").lower(),
+                              sasl_mechanism=config.get("sasl.mechanisms"), sasl_username=config.get("sasl.username"),
+                              sasl_password=config.get("sasl.password"))
+    app = Application(broker_address=broker, consumer_group=args.group_id, auto_offset_reset="earliest",
                       state_dir=state_dir, use_changelog_topics=False, loglevel="WARNING",
                       consumer_poll_timeout=1.0 if records else 0.05)
     sink = CsvRowsSink(args.out)

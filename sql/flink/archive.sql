@@ -3,7 +3,8 @@
 -- rolls on every checkpoint and becomes visible only when that checkpoint completes, so a replay after
 -- a failure never leaves a duplicate or a half-written file behind. A partition gets its _SUCCESS
 -- marker once the watermark has passed the partition's hour by `${commit_delay}`.
--- Runs after social_posts_source.sql. Columns (the documented lake schema, README "The data lake"):
+-- Runs after social_posts_source.sql and posts_by_minute.sql; jobs/archive.py registers decoded_posts (the
+-- valid posts its Python stage decoded, on time or late). Columns (the documented lake schema, README):
 --   uid, author_id, text, langs, created_at (UTC, ms), ingested_at (UTC, ms), hashtags, mentions, links,
 --   reply_parent, reply_root, community, schema_version; in the path: source=, dt=YYYY-MM-DD, hour=HH.
 CREATE TABLE posts_lake (
@@ -45,11 +46,12 @@ CREATE TABLE posts_lake (
 CREATE TEMPORARY VIEW first_copies AS
 SELECT * FROM (
     SELECT *, ROW_NUMBER() OVER (PARTITION BY uid ORDER BY arrived) AS copy
-    FROM (SELECT *, PROCTIME() AS arrived FROM social_posts)
+    FROM (SELECT *, PROCTIME() AS arrived FROM decoded_posts)
 ) WHERE copy = 1;
 
 INSERT INTO posts_lake
-SELECT uid, author_id, `text`, langs, CAST(created_at AS TIMESTAMP(3)), CAST(ingested_at AS TIMESTAMP(3)),
-       hashtags, mentions, links, reply_parent, reply_root, community, schema_version, source,
-       DATE_FORMAT(created_at, 'yyyy-MM-dd'), DATE_FORMAT(created_at, 'HH')
+SELECT uid, author_id, `text`, langs, CAST(TO_TIMESTAMP_LTZ(created_at_ms, 3) AS TIMESTAMP(3)),
+       CAST(TO_TIMESTAMP_LTZ(ingested_at_ms, 3) AS TIMESTAMP(3)), hashtags, mentions, links, reply_parent,
+       reply_root, community, schema_version, source, DATE_FORMAT(TO_TIMESTAMP_LTZ(created_at_ms, 3), 'yyyy-MM-dd'),
+       DATE_FORMAT(TO_TIMESTAMP_LTZ(created_at_ms, 3), 'HH')
 FROM first_copies;

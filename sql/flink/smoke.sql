@@ -7,6 +7,7 @@ CREATE TABLE smoke_events (
     'connector' = 'kafka',
     'topic' = '${topic}',
     'properties.bootstrap.servers' = '${bootstrap}',
+    ${kafka_security}
     'properties.group.id' = 'streampulse-smoke',
     'properties.isolation.level' = 'read_committed',
     'scan.startup.mode' = 'earliest-offset',

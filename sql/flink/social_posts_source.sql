@@ -1,36 +1,39 @@
--- The social.posts contract on the Flink side: the SocialPost Avro record (shared/social_post.avsc).
--- Flink's `avro` format derives its reader schema from these columns, so their order and types are
--- the contract: NOT NULL columns are plain Avro types, nullable ones unions with null first, and
--- TIMESTAMP_LTZ(3) a long with logicalType timestamp-millis. A contract test reads back what the
--- Python producer wrote, field for field (tests/integration/test_post_contract.py).
+-- social.posts as the jobs read it: the raw record, never decoded in the JVM. Flink's `avro` format fails
+-- a job for good on one undecodable record and cannot skip it (FLINK-20091 and FLINK-27440 were never
+-- merged), and anyone who can write the topic can write anything. So the jobs decode and validate the
+-- SocialPost Avro record in Python (shared/post.py decode_post), where a bad record is quarantined with its
+-- partition, offset and reason and the job goes on.
+--
+-- Event time is the post's created_at (clamped by the producers to its ingestion), which the producers put in
+-- the record's `created_at` header (epoch millis), capped at the record's own timestamp — the time it was
+-- sent, which the broker keeps within a minute of its clock — so that no record can carry the watermark into
+-- the future. A record without a readable header is not a post from a producer: its event time is the epoch, so
+-- it is late at once (and quarantined) and never moves a watermark. The watermark is generated here, per
+-- partition, before any decoding; decode_post requires created_at to equal the event time. (The record
+-- timestamp itself stays the send time: Kafka's time retention counts from it, and a replay of old posts
+-- must not be deleted on arrival.)
 -- ${bounded_option} is empty for an unbounded stream, or a 'scan.bounded.mode' option line.
 CREATE TABLE ${table_name} (
-    uid            STRING NOT NULL,
-    source         STRING NOT NULL,
-    author_id      STRING NOT NULL,
-    `text`         STRING NOT NULL,
-    langs          ARRAY<STRING NOT NULL> NOT NULL,
-    created_at     TIMESTAMP_LTZ(3) NOT NULL,
-    ingested_at    TIMESTAMP_LTZ(3) NOT NULL,
-    hashtags       ARRAY<STRING NOT NULL> NOT NULL,
-    mentions       ARRAY<STRING NOT NULL> NOT NULL,
-    links          ARRAY<STRING NOT NULL> NOT NULL,
-    reply_parent   STRING,
-    reply_root     STRING,
-    community      STRING NOT NULL,
-    schema_version INT NOT NULL,
+    kafka_key       BYTES,
+    payload         BYTES,
+    record_time     TIMESTAMP_LTZ(3) METADATA FROM 'timestamp' VIRTUAL,
+    headers         MAP<STRING, BYTES> METADATA VIRTUAL,
     kafka_partition INT METADATA FROM 'partition' VIRTUAL,
     kafka_offset    BIGINT METADATA FROM 'offset' VIRTUAL,
-    WATERMARK FOR created_at AS created_at - ${watermark}
+    event_time AS COALESCE(LEAST(TO_TIMESTAMP_LTZ(TRY_CAST(CAST(headers['created_at'] AS STRING) AS BIGINT), 3),
+                                 record_time), TO_TIMESTAMP_LTZ(0, 3)),
+    WATERMARK FOR event_time AS event_time - ${watermark}
 ) WITH (
     'connector' = 'kafka',
     'topic' = '${topic}',
     'properties.bootstrap.servers' = '${bootstrap}',
+    ${kafka_security}
     'properties.group.id' = '${group_id}',
     'properties.isolation.level' = 'read_committed',
     'scan.startup.mode' = '${startup_mode}',
     ${bounded_option}
-    'format' = 'avro',
-    -- Non-legacy mapping: TIMESTAMP_LTZ(3) <-> timestamp-millis (the legacy one cannot derive LTZ at all).
-    'avro.timestamp_mapping.legacy' = 'false'
+    'key.format' = 'raw',
+    'key.fields' = 'kafka_key',
+    'value.format' = 'raw',
+    'value.fields-include' = 'EXCEPT_KEY'
 );

@@ -30,6 +30,7 @@ CREATE TABLE trend_alerts_sink (
     'connector' = 'kafka',
     'topic' = '${alerts_topic}',
     'properties.bootstrap.servers' = '${bootstrap}',
+    ${kafka_security}
     'key.format' = 'raw',
     'key.fields' = 'keyword',
     'value.format' = 'json',

@@ -1,28 +1,7 @@
--- The volume job's counting half, all in the JVM: posts per tumbling window (1 minute by default) for
--- every series: each source, each source's language (first of the post's languages, 'und' without
--- one) and each source's community (subreddit, Mastodon instance; Bluesky has none). Runs after
--- social_posts_source.sql; jobs/volume.py scores the rows (shared/volume.py).
--- Series names: dimension 'source' → 'reddit'; 'lang' → 'reddit/en'; 'community' → 'reddit/r/news'.
--- COUNT(DISTINCT uid): a post re-sent by a producer counts once.
-CREATE TEMPORARY VIEW post_series AS
-SELECT uid, created_at, 'source' AS dimension, source AS series FROM social_posts
-UNION ALL
-SELECT uid, created_at, 'lang', source || '/' || COALESCE(langs[1], 'und') FROM social_posts
-UNION ALL
-SELECT uid, created_at, 'community', source || '/' || community FROM social_posts WHERE community <> '';
-
-CREATE TEMPORARY VIEW volume_per_window AS
-SELECT window_start, window_end, window_time, dimension, series, COUNT(DISTINCT uid) AS posts
-FROM TABLE(TUMBLE(TABLE post_series, DESCRIPTOR(created_at), ${tumble}))
-GROUP BY window_start, window_end, window_time, dimension, series;
-
--- Input of the Python scoring stage: plain numbers cross to Python in every execution mode.
-CREATE TEMPORARY VIEW scoring_input AS
-SELECT dimension, series,
-       CAST(TIMESTAMPDIFF(SECOND, TIMESTAMP '1970-01-01 00:00:00', window_start) AS BIGINT) * 1000 AS window_start_ms,
-       posts
-FROM volume_per_window;
-
+-- The volume job's SQL (runs after social_posts_source.sql and posts_by_minute.sql): the per-series minute
+-- counts the Python stage hands over (jobs/volume.py registers volume_window_rows) to Postgres, and the
+-- producers' rejects from the dead-letter topic. Series names: dimension 'source' → 'reddit'; 'lang' →
+-- 'reddit/en' (the first of the post's languages, 'und' without one); 'community' → 'reddit/r/news'.
 CREATE TABLE volume_windows_sink (
     dimension STRING NOT NULL, series STRING NOT NULL, window_start TIMESTAMP(3) NOT NULL,
     window_end TIMESTAMP(3) NOT NULL, posts BIGINT NOT NULL,
@@ -34,7 +13,9 @@ CREATE TABLE volume_windows_sink (
 );
 
 INSERT INTO volume_windows_sink
-SELECT dimension, series, window_start, window_end, posts FROM volume_per_window;
+SELECT dimension, series, CAST(TO_TIMESTAMP_LTZ(window_start_ms, 3) AS TIMESTAMP(3)),
+       CAST(TO_TIMESTAMP_LTZ(window_end_ms, 3) AS TIMESTAMP(3)), posts
+FROM volume_window_rows;
 
 -- The dead-letter topic's envelopes ({reason, source, rejected_at, ...}, JSON), counted per minute of
 -- rejection, source and reason into rejected_posts: the "late and rejected data" dashboard's other half.
@@ -48,6 +29,7 @@ CREATE TABLE rejected_events (
     'connector' = 'kafka',
     'topic' = '${dlq_topic}',
     'properties.bootstrap.servers' = '${bootstrap}',
+    ${kafka_security}
     'properties.group.id' = '${group_id}',
     'scan.startup.mode' = '${startup_mode}',
     ${bounded_option}

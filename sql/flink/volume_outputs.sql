@@ -28,6 +28,7 @@ CREATE TABLE volume_anomalies_topic (
     'connector' = 'kafka',
     'topic' = '${anomalies_topic}',
     'properties.bootstrap.servers' = '${bootstrap}',
+    ${kafka_security}
     'key.format' = 'raw',
     'key.fields' = 'series',
     'value.format' = 'json',

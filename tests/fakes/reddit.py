@@ -38,7 +38,8 @@ class FakeReddit:
     listings: dict[str, list[dict]]  # path (/r/x/new) → items, oldest first
     reveal_per_request: int = 150
     initial_reveal: int = 60  # what the listing shows at the first look
-    fail: dict[int, int] = field(default_factory=dict)  # listing request number → HTTP status (429, 503)
+    # listing request number → an HTTP status (429, 503), or "garbage": a 200 whose body is an HTML page
+    fail: dict[int, int | str] = field(default_factory=dict)
     client_id: str = "fake-client"
     client_secret: str = "fake-secret"
     requests: list[dict] = field(default_factory=list)
@@ -88,6 +89,14 @@ class FakeReddit:
                         return self._json(404, {"message": "Not Found", "error": 404})
                     limits = {"X-Ratelimit-Used": str(number), "X-Ratelimit-Remaining": f"{600.0 - number:.1f}",
                               "X-Ratelimit-Reset": "420"}
+                    if fake.fail.get(number) == "garbage":
+                        page = b"<html><body>upstream connect error</body></html>"
+                        self.send_response(200)
+                        self.send_header("Content-Type", "text/html")
+                        self.send_header("Content-Length", str(len(page)))
+                        self.end_headers()
+                        self.wfile.write(page)
+                        return None
                     if number in fake.fail:
                         status = fake.fail[number]
                         extra = {"Retry-After": "1"} if status == 429 else {}

@@ -87,7 +87,7 @@ def read_topic(settings, topic: str, *, isolation: str = "read_committed", timeo
 
     from kafka import KafkaConsumer, TopicPartition
 
-    consumer = KafkaConsumer(bootstrap_servers=settings.kafka.bootstrap, isolation_level=isolation,
+    consumer = KafkaConsumer(**settings.kafka.client_options("admin"), isolation_level=isolation,
                              enable_auto_commit=False, group_id=None, consumer_timeout_ms=1000)
     try:
         partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]

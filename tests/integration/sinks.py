@@ -88,8 +88,17 @@ def assert_trending_sinks_equal_oracle(settings, posts: list[dict], alerts_topic
     latest trending window (never an older one). Returns the oracle's trends."""
     trending = settings.trending
     first_ms = min(p["created_at"] for p in posts)
-    wait_until(lambda: closed_minutes_equal_oracle(settings, counts_prefix, posts, closed_end_ms), timeout_s,
-               what="every closed minute's keyword counts in the lake equal the oracle's")
+    try:
+        wait_until(lambda: closed_minutes_equal_oracle(settings, counts_prefix, posts, closed_end_ms), timeout_s,
+                   what="every closed minute's keyword counts in the lake equal the oracle's")
+    except TimeoutError as exc:
+        expected = {key: counts for key, counts in minute_counts(posts).items() if key[0] + 60_000 <= closed_end_ms}
+        stored = read_keyword_counts(settings, counts_prefix, first_ms, closed_end_ms - 60_000)
+        per_minute = sorted({start for start, _ in expected} | {start for start, _ in stored})
+        minutes = [(start, sum(1 for s, _ in stored if s == start), sum(1 for s, _ in expected if s == start))
+                   for start in per_minute]
+        raise AssertionError(f"{exc}: {describe_difference(stored, expected)}; keywords per minute (start, stored, "
+                             f"expected) where they differ: {[m for m in minutes if m[1] != m[2]]}") from None
     oracle = expected_trends(posts, trending, closed_end_ms)
     assert oracle, "the input's bursts must trend"
     wait_until(lambda: stored_trends(settings, first_ms, closed_end_ms) == oracle, 120,
@@ -155,6 +164,17 @@ def read_lake(settings, prefix: str) -> tuple[dict[str, dict], list[str]]:
     return archived, objects
 
 
+def wait_for_lake(settings, prefix: str, posts: list[dict], closed_end: int, timeout_s: float = 300) -> None:
+    """The archive writes a minute's posts once the watermark closes it (and late posts at once): wait until
+    every post of a minute ended by `closed_end` is in the lake, then check it holds nothing else."""
+    uids = {p["uid"] for p in posts}
+    closed = {p["uid"] for p in posts if p["created_at"] // 60_000 * 60_000 + 60_000 <= closed_end}
+    wait_until(lambda: closed <= set(read_lake(settings, prefix)[0]), timeout_s,
+               what=f"the lake under {prefix}/ holds the {len(closed)} posts of the closed minutes")
+    unexpected = set(read_lake(settings, prefix)[0]) - uids
+    assert not unexpected, f"the lake holds posts never accepted: {sorted(unexpected)[:10]}"
+
+
 def read_keyword_counts(settings, prefix: str, first_ms: int, last_ms: int) -> dict:
     """The trending job's lake of minute counts under s3://<bucket>/<prefix>/, for the minutes of the span:
     (window_start_ms, keyword) -> (posts, authors). A minute and keyword found twice fails."""
@@ -170,6 +190,16 @@ def read_keyword_counts(settings, prefix: str, first_ms: int, last_ms: int) -> d
                 assert (start, row["keyword"]) not in counts, f"{row['keyword']} at {start} in the lake twice"
                 counts[start, row["keyword"]] = (row["posts"], row["authors"])
     return counts
+
+
+def describe_difference(stored: dict, expected: dict, limit: int = 8) -> str:
+    """What a failed comparison of two keyed results needs to say: counts, and a few keys of each kind."""
+    missing = sorted(k for k in expected if k not in stored)
+    extra = sorted(k for k in stored if k not in expected)
+    wrong = sorted(k for k in expected if k in stored and stored[k] != expected[k])
+    return (f"{len(stored)} stored, {len(expected)} expected; missing {len(missing)} {missing[:limit]}; "
+            f"unexpected {len(extra)} {extra[:limit]}; different {len(wrong)} "
+            f"{[(k, stored[k], expected[k]) for k in wrong[:limit]]}")
 
 
 def minute_counts(posts: list[dict]) -> dict:

@@ -193,3 +193,54 @@ def test_facets_over_multibyte_text_give_hashtags_mentions_and_links():
 @pytest.fixture(autouse=True)
 def _quiet_websockets(caplog):
     logging.getLogger("websockets").setLevel(logging.WARNING)
+
+
+def test_wrongly_typed_records_and_error_frames_never_stop_the_firehose(settings, kafka_topic, dlq_topic, tmp_path):
+    """Relays pass records on unvalidated, and anyone running a PDS can send them: each of these once killed
+    the producer (or, for error frames, ended the stream), and the cursor pointed before it, so every restart
+    died on the same frame."""
+    hostile = {
+        "langs_number": dict(post_record("langs is a number", created(1)), langs=5),
+        "text_number": dict(post_record("x", created(2)), text=12345),
+        "facet_not_a_map": dict(post_record("facet is a string", created(3)), facets=["#tag"]),
+        "reply_string": dict(post_record("reply is a string", created(4)), reply="at://nope"),
+        "langs_string": dict(post_record("langs is a string", created(5)), langs="en"),
+    }
+    good = [(f"3g{n:04d}", post_record(f"fine post {n}", created(n))) for n in range(6)]
+    commits = [*good[:2], *((f"3h{name}", record) for name, record in hostile.items())]
+    steps = [("commit", 500 + n, did(n), [("create", f"{POST}/{rkey}", record)]) for n, (rkey, record) in
+             enumerate(commits)]
+    steps += [("error", "ConsumerTooSlow"), ("commit", 510, did(2), [("create", f"{POST}/{good[2][0]}", good[2][1])]),
+              ("commit", 511, did(3), [("create", f"{POST}/{good[3][0]}", good[3][1])]), ("error", "FutureCursor"),
+              ("commit", 512, did(4), [("create", f"{POST}/{good[4][0]}", good[4][1])]),
+              ("commit", 513, did(5), [("create", f"{POST}/{good[5][0]}", good[5][1])])]
+    relay = FakeRelay(steps)
+    url = relay.start()
+    producer = PostProducer(settings, "bluesky", topic=kafka_topic, dlq_topic=dlq_topic, deletes_topic=dlq_topic)
+    source = FirehoseSource(BlueskySettings(firehose_url=url, reconnect_backoff_s=0.05), stop=StopFlag())
+    try:
+        run(source, producer, CursorStore(tmp_path / "bluesky.json"), lambda: producer.summary.sent >= 7)
+    finally:
+        relay.stop()
+    producer.close()
+    posts = {decode(r.value).uid.rsplit("/", 1)[1]: decode(r.value) for r in read_topic(settings, kafka_topic)}
+    assert {f"3g{n:04d}" for n in range(6)} <= set(posts)  # every good post, across both error frames
+    # A facet that is not a map or a reply that is not a map is ignored; the post itself is fine.
+    assert posts["3hfacet_not_a_map"].hashtags == () and posts["3hreply_string"].reply_parent is None
+    envelopes = [json.loads(r.value) for r in read_topic(settings, dlq_topic)]
+    rejects = {json.loads(e["raw"])["uid"].rsplit("/", 1)[1]: e["reason"] for e in envelopes if "reason" in e}
+    assert rejects == {"3hlangs_number": "invalid_field", "3htext_number": "invalid_field",
+                       "3hlangs_string": "invalid_field"}  # a string is not ['e', 'n']
+    assert len(relay.connections) == 3  # reconnected after each error frame
+    assert "cursor=" in relay.connections[1] and "cursor=" not in relay.connections[2]  # FutureCursor: live
+
+
+def test_jetstream_survives_deeply_nested_json(settings):
+    source = JetstreamSource(BlueskySettings())
+    items = list(source.read("[" * 100_000 + "]" * 100_000))
+    assert [i.rejected[0] for i in items] == ["invalid_event"]
+    record = dict(post_record("ok", created(1)), langs=["en"], facets=[[[[]]]])
+    event = {"did": did(1), "time_us": 1, "kind": "commit",
+             "commit": {"operation": "create", "collection": POST, "rkey": "3x", "record": record, "cid": "c"}}
+    (item,) = source.read(json.dumps(event))
+    assert item.payload["text"] == "ok" and item.payload["hashtags"] == []

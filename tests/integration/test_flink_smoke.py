@@ -23,7 +23,7 @@ def test_smoke_job_counts_kafka_events_into_postgres(settings, kafka_topic):
     run = uuid.uuid4().hex[:8]
     events = [{"smoke_key": f"  Smoke-{run}-{rng.randrange(5)} ", "amount": rng.randrange(1000)}
               for _ in range(500)]
-    producer = KafkaProducer(bootstrap_servers=settings.kafka.bootstrap, acks="all")
+    producer = KafkaProducer(**settings.kafka.client_options("admin"), acks="all")
     for event in events:
         producer.send(kafka_topic, json.dumps(event).encode())
     producer.flush()

@@ -105,3 +105,17 @@ def test_boosts_are_skipped_or_unwrapped_and_a_missing_token_is_named():
     assert to_post(boost, "fake.social", "unwrap")["uid"] == uri(4)
     with pytest.raises(MastodonError, match=r"mastodon\.access_token is not set"):
         MastodonSource(MastodonSettings(instance="http://127.0.0.1:9"))
+
+
+def test_html_beyond_any_status_is_refused_and_ids_of_other_servers_order():
+    from connectors.mastodon import MAX_HTML_CHARS, html_to_text, status_id_key
+
+    # 8,000 paragraphs are read once each (the parser used to rescan the text at every block tag).
+    text, _ = html_to_text("<p>a</p>" * 8000)
+    assert text.count("a") == 8000 and text.count("\n\n") == 7999
+    with pytest.raises(ValueError, match="more than"):
+        html_to_text("<p>" + "x" * MAX_HTML_CHARS + "</p>")
+    # Mastodon's decimal ids, and GoToSocial's ULIDs / Pleroma's flake ids, which are not numbers at all.
+    assert sorted(["100", "99", "1000"], key=status_id_key) == ["99", "100", "1000"]
+    ulids = ["01HZX3Q8Y5", "01HZX3Q8Y6", "01HZX3Q8YA"]
+    assert sorted(reversed(ulids), key=status_id_key) == ulids

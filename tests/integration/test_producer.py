@@ -4,6 +4,7 @@ metrics."""
 from __future__ import annotations
 
 import json
+import secrets
 import signal
 import socket
 import subprocess
@@ -13,7 +14,10 @@ import urllib.request
 import uuid
 from collections import Counter
 
+import pytest
+
 from connectors.producer import CursorStore, PostProducer, ProducerMetrics
+from shared import clients
 from shared.post import decode, now_ms
 from shared.settings import PROJECT_ROOT
 from tests.integration.conftest import read_topic
@@ -133,3 +137,62 @@ def test_100k_synthetic_posts_with_1_percent_malformed_land_exactly(settings, ka
     assert len({r.key for r in letters}) == 1_000 and not set(uids) & {r.key for r in letters}
     reasons = Counter(json.loads(r.value)["reason"] for r in letters)
     assert sum(reasons.values()) == 1_000 and len(reasons) == 6
+
+
+def test_event_time_travels_in_a_header_and_no_post_moves_it_into_the_future(settings, kafka_topic, dlq_topic):
+    from kafka import KafkaProducer
+    from kafka.errors import KafkaError
+
+    producer = PostProducer(settings, "replay", topic=kafka_topic, dlq_topic=dlq_topic)
+    sent_from = now_ms()
+    ahead = producer.submit(json.loads(post_line(1, "future")) | {"created_at": sent_from + 5 * 60_000})
+    producer.submit(json.loads(post_line(2, "future")))
+    producer.close()
+    # The producer clamps a post from a fast clock to its ingestion, and counts it.
+    assert sent_from <= ahead.created_at <= now_ms() and ahead.extra["clamped_ms"] > 4 * 60_000
+    assert producer.metrics.clamped.labels("replay")._value.get() == 1
+    # The event time is in the `created_at` header, where the jobs' watermarks read it; the record's timestamp
+    # is when it was sent (Kafka's retention counts from it: a replay of last month is not deleted at once).
+    records = read_topic(settings, kafka_topic)
+    assert [int(dict(r.headers)["created_at"]) for r in records] == [decode(r.value).created_at for r in records]
+    assert all(sent_from <= r.timestamp <= now_ms() for r in records)
+    # Whoever writes, the broker refuses a record stamped more than a minute ahead of its clock, and the jobs
+    # cap a record's event time at its timestamp.
+    raw = KafkaProducer(**settings.kafka.client_options("admin"), retries=0)
+    try:
+        with pytest.raises(KafkaError, match="InvalidTimestamp"):
+            raw.send(kafka_topic, b"x", timestamp_ms=now_ms() + 10 * 60_000).get(timeout=30)
+    finally:
+        raw.close()
+
+
+def test_a_record_kafka_keeps_refusing_stops_the_producer_before_its_cursor_passes_it(settings, dlq_topic, tmp_path):
+    from kafka.admin import NewTopic
+
+    from connectors.producer import ProduceError, SourceItem, run_source
+
+    topic = f"test.small.{uuid.uuid4().hex[:12]}"
+    admin = clients.kafka_admin(settings)
+    admin.create_topics([NewTopic(topic, 1, 1, topic_configs={"max.message.bytes": "2000"})])
+    try:
+        producer = PostProducer(settings, "replay", topic=topic, dlq_topic=dlq_topic)
+        producer.flush = lambda timeout_s=None, _flush=producer.flush: _flush(timeout_s, sleep=lambda s: None)
+        big = {"text": secrets.token_hex(10_000)}  # incompressible: still over 2,000 bytes after lz4
+        items = [SourceItem(json.loads(post_line(i, "big")) | (big if i == 3 else {}), cursor=i) for i in range(6)]
+        store = CursorStore(tmp_path / "cursor.json")
+        with pytest.raises(ProduceError, match="refused 1 records"):
+            run_source(producer, items, cursor_store=store, checkpoint_every_s=0)
+        producer._kafka.close()
+        # Never past the refused record (3): the cursor stays where everything before it was acknowledged.
+        assert store.load() == 2
+    finally:
+        admin.delete_topics([topic])
+        admin.close()
+
+
+def test_a_dead_letter_is_cut_to_fit_kafka():
+    from connectors.producer import MAX_DLQ_RAW_BYTES, _raw_field
+
+    field = _raw_field(b"\xff" + b"a" * 900_000)  # not UTF-8: base64, 1.2 MB
+    assert field["raw_truncated"] and field["raw_bytes"] > 1_000_000 and len(field["raw"]) == MAX_DLQ_RAW_BYTES
+    assert "raw_truncated" not in _raw_field("short and fine")

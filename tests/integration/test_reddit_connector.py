@@ -89,3 +89,23 @@ def test_missing_or_malformed_credentials_are_named():
     with pytest.raises(RedditError, match=r"reddit.client_secret is not set"):
         check_settings(RedditSettings(user_agent=USER_AGENT, client_id="id-only"))
     check_settings(RedditSettings(user_agent=USER_AGENT))  # public listings need no token
+
+
+def test_a_garbage_answer_and_a_nan_timestamp_do_not_stop_the_source(settings, kafka_topic, dlq_topic, tmp_path):
+    now = time.time() - 3600
+    items = [submission(n, "python", now + n) for n in range(20)]
+    items[7]["data"]["created_utc"] = float("nan")  # json.dumps writes NaN, which Python's json reads back
+    items[9]["data"]["created_utc"] = "yesterday"
+    fake = FakeReddit({"/r/python/new": items}, initial_reveal=20, fail={1: "garbage"})
+    url = fake.start()
+    try:
+        source = RedditSource(settings_for(url), kinds=("new",), polls=1)
+        producer = PostProducer(settings, "reddit", topic=kafka_topic, dlq_topic=dlq_topic)
+        summary = run_source(producer, source.items(), cursor_store=CursorStore(tmp_path / "reddit.json"))
+        producer.close()
+    finally:
+        fake.stop()
+    assert len(fake.requests) == 2  # the HTML page was retried
+    assert (summary.sent, dict(summary.rejected)) == (18, {"invalid_field": 2})
+    posts = {decode(r.value).uid for r in read_topic(settings, kafka_topic)}
+    assert len(posts) == 18 and items[7]["data"]["name"] not in posts

@@ -15,7 +15,7 @@ from shared import clients
 
 def _read_all(settings, topic: str, isolation: str) -> list[bytes]:
     consumer = KafkaConsumer(
-        topic, bootstrap_servers=settings.kafka.bootstrap, isolation_level=isolation,
+        topic, **settings.kafka.client_options("admin"), isolation_level=isolation,
         auto_offset_reset="earliest", enable_auto_commit=False, consumer_timeout_ms=3000,
     )
     try:
@@ -25,7 +25,7 @@ def _read_all(settings, topic: str, isolation: str) -> list[bytes]:
 
 
 def test_kafka_transaction_commit_is_seen_and_abort_is_not(settings, kafka_topic):
-    producer = KafkaProducer(bootstrap_servers=settings.kafka.bootstrap,
+    producer = KafkaProducer(**settings.kafka.client_options("admin"),
                              transactional_id=f"test-{uuid.uuid4().hex}", acks="all")
     producer.init_transactions()
     producer.begin_transaction()
@@ -99,3 +99,25 @@ def test_a_service_that_is_down_is_reported_with_its_address_and_the_fix(setting
     with pytest.raises(clients.ServiceUnavailable) as info:
         clients.redis(moved)
     assert "127.0.0.1:1" in str(info.value) and "streampulse stack up" in str(info.value)
+
+
+def test_only_the_producers_may_write_the_posts_topic(settings):
+    """SASL/SCRAM and ACLs: a client without credentials is not let in, the jobs' login cannot write
+    social.posts, the producers' can (tests write there only through this probe: nothing is sent for real)."""
+    from kafka.errors import KafkaError, TopicAuthorizationFailedError
+
+    with pytest.raises(KafkaError):  # the broker speaks SASL only: no connection, no metadata, no send
+        anonymous = KafkaProducer(bootstrap_servers=settings.kafka.bootstrap, max_block_ms=5000,
+                                  bootstrap_timeout_ms=5000, retries=0)
+        anonymous.send("social.posts", b"not allowed").get(timeout=10)
+    jobs = KafkaProducer(**settings.kafka.client_options("jobs"), max_block_ms=10_000, retries=0)
+    try:
+        with pytest.raises(TopicAuthorizationFailedError):
+            jobs.send("social.posts", key=b"x", value=b"refused").get(timeout=30)
+    finally:
+        jobs.close(timeout=5)
+    producer = KafkaProducer(**settings.kafka.client_options("producer"), max_block_ms=10_000)
+    try:
+        assert producer.partitions_for("social.posts")  # described: the producers may write here
+    finally:
+        producer.close(timeout=5)

@@ -7,6 +7,7 @@ screenshots are saved under test-artifacts/."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import socket
 import subprocess
@@ -41,9 +42,16 @@ def filled_postgres(settings, kafka_topic, dlq_topic):
     trending and volume jobs (posts on the single-partition dlq_topic, dead letters on kafka_topic)."""
     from kafka.admin import NewTopic
 
+    from connectors import synthetic
     from connectors.producer import PostProducer
 
     posts = [json.loads(line) for line in SAMPLE.read_text().splitlines()]
+    # Half an hour more after the sample, with one community at 6× for four minutes: the sample alone has no
+    # volume anomaly, and the test must not depend on rows other tests left behind.
+    after = synthetic.SyntheticConfig(seed=11, start_ms=max(p["created_at"] for p in posts) // 60_000 * 60_000 + 60_000,
+                                      duration_s=1800, rate=1.2,
+                                      volume_events=[synthetic.VolumeEvent("community:synthetic-a", 900, 240, 6)])
+    posts += [event.payload for event in synthetic.generate(after)]
     produce(settings, dlq_topic, kafka_topic, posts)  # one partition: the late copy comes after the watermark
     produce(settings, dlq_topic, kafka_topic, [posts[0] | {"uid": posts[0]["uid"] + "-late-copy"}])
     rejects = PostProducer(settings, "replay", topic=dlq_topic, dlq_topic=kafka_topic)
@@ -126,5 +134,11 @@ def test_the_dashboards_import_into_a_fresh_superset_and_render_every_chart(supe
                                                    "nodes => nodes.map(n => n.textContent)")
                 assert not errors, f"dashboard {slug}: charts in an error state: {errors}"
                 assert page.locator(".dashboard-component-chart-holder .chart-container").count() == expected
+                # Numbers are rounded to what a reader needs: no table cell shows z as 7.010297040045568.
+                cells = page.eval_on_selector_all(".dashboard-component-chart-holder td",
+                                                  "nodes => nodes.map(n => n.textContent.trim())")
+                assert cells, f"dashboard {slug}: no table cells rendered"
+                unrounded = [c for c in cells if re.fullmatch(r"-?[\d,]*\.\d{3,}", c)]
+                assert not unrounded, f"dashboard {slug}: unrounded numbers {unrounded[:5]}"
         finally:
             browser.close()

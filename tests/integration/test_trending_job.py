@@ -16,7 +16,14 @@ from shared import clients
 from shared.keywords import extract_keywords
 from shared.settings import PROJECT_ROOT
 from tests.integration.conftest import read_topic
-from tests.integration.sinks import as_ms, as_utc, minute_counts, read_keyword_counts, remove_lake
+from tests.integration.sinks import (
+    as_ms,
+    as_utc,
+    describe_difference,
+    minute_counts,
+    read_keyword_counts,
+    remove_lake,
+)
 from tests.oracle import expected_keyword_rows, expected_trends
 
 SAMPLE = PROJECT_ROOT / "connectors" / "samples" / "sample.jsonl"
@@ -47,7 +54,8 @@ def test_trending_job_counts_exactly_and_reports_the_burst(settings, kafka_topic
                                 cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=900)
         assert result.returncode == 0, result.stderr[-3000:]
         # Every keyword's count of every minute, in the lake.
-        assert read_keyword_counts(settings, f"{lake}/keyword_counts", first_ms, last_ms) == minute_counts(posts)
+        stored = read_keyword_counts(settings, f"{lake}/keyword_counts", first_ms, last_ms)
+        assert stored == minute_counts(posts), describe_difference(stored, minute_counts(posts))
     finally:
         remove_lake(settings, lake)
 

@@ -59,3 +59,10 @@ def test_vectorised_equals_scalar_including_none_and_numpy_arrays():
     result = keywords_vectorised(texts, tags, langs)
     assert list(result) == [extract_keywords("Hello world #Hi", ["Hi"], ["en"]), [],
                             extract_keywords("Grüße aus Köln", [], []), ["#桜"]]
+
+
+def test_keywords_are_bounded_in_length():
+    # An 8,000-character token once became a keyword and a PostgreSQL index key (2,704 bytes at most).
+    flood = "a" * 8000
+    assert extract_keywords(f"{flood} harbour", [flood[:65], "ok"], ["en"]) == ["#ok", "harbour"]
+    assert extract_keywords("b" * 64, [], ["en"]) == ["b" * 64]

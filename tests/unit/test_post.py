@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 from datetime import UTC, datetime
@@ -17,6 +18,7 @@ from shared.post import (
     RejectReason,
     SocialPost,
     decode,
+    decode_post,
     encode,
     parse_post,
 )
@@ -86,9 +88,46 @@ def test_timestamps_outside_the_sanity_window_are_rejected(created_at):
     assert error.reason is RejectReason.TIMESTAMP_OUT_OF_RANGE
 
 
-def test_small_clock_skew_is_tolerated_but_not_large():
-    assert parse_post(raw(created_at=NOW + 9 * 60_000), now=NOW).created_at == NOW + 9 * 60_000
+def test_a_post_from_the_future_is_clamped_to_its_ingestion_and_far_ahead_rejected():
+    # A client clock ahead of ours must not carry the stream's event time (the watermark) into the future.
+    post = parse_post(raw(created_at=NOW + 9 * 60_000), now=NOW)
+    assert (post.created_at, post.ingested_at, post.extra["clamped_ms"]) == (NOW, NOW, 9 * 60_000)
+    assert "clamped_ms" not in parse_post(raw(created_at=NOW - 1), now=NOW).extra
     assert rejected(raw(created_at=NOW + 11 * 60_000)).reason is RejectReason.TIMESTAMP_OUT_OF_RANGE
+
+
+def test_values_that_become_keys_or_keywords_are_cleaned_and_bounded():
+    post = parse_post(raw(langs=["EN", "pt_BR", "x" * 3000, "en", "5", "zh-Hant-TW", "e n"],
+                          hashtags=["#Rust", "ok\x00tag", "#" + "t" * 65, "  ", "rust", "Rust"],
+                          community="mastodon.social\x07"), now=NOW)
+    assert post.langs == ("en", "pt-br", "zh-hant-tw")  # BCP 47's shape, lower-cased, once each
+    assert post.hashtags == ("Rust", "oktag", "rust")  # controls out, longer than 64 dropped, repeats once
+    assert post.community == "mastodon.social"
+    many = [f"x{chr(97 + i)}" for i in range(20)]  # 20 distinct, well-formed codes
+    assert parse_post(raw(langs=many), now=NOW).langs == tuple(many[:8])
+    assert rejected(raw(community="c" * 257)).reason is RejectReason.INVALID_FIELD
+    assert "control character" in str(rejected(raw(uid="at://x\x00y")))
+    assert "control character" in str(rejected(raw(author_id="did:plc:a\nb")))
+
+
+def reason_of(call, *args) -> RejectReason:
+    with pytest.raises(InvalidPost) as info:
+        call(*args)
+    return info.value.reason
+
+
+def test_the_jobs_decode_only_the_avro_record_and_check_its_event_time_and_key():
+    post = parse_post(raw(), now=NOW)
+    payload = encode(post)
+    assert decode_post(payload, post.created_at, post.uid.encode()) == post
+    for junk in (b"", None, b"\x01\xff\xfe garbage", payload[:-3], payload + b"\x00"):
+        assert reason_of(decode_post, junk, post.created_at) is RejectReason.UNDECODABLE
+    assert reason_of(decode_post, payload, post.created_at + 1) is RejectReason.TIMESTAMP_MISMATCH
+    assert reason_of(decode_post, payload, post.created_at, b"another uid") is RejectReason.KEY_MISMATCH
+    hostile = dataclasses.replace(post, langs=("x" * 3000,), hashtags=("a" * 8000,))
+    assert decode_post(encode(hostile), post.created_at).langs == ()  # cleaned like any post
+    future = dataclasses.replace(post, created_at=post.ingested_at + 1)
+    assert reason_of(decode_post, encode(future)) is RejectReason.TIMESTAMP_OUT_OF_RANGE
 
 
 @pytest.mark.parametrize(("payload", "reason", "fragment"), [

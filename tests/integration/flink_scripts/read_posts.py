@@ -1,5 +1,5 @@
 """Test helper, run as a subprocess: read a topic of SocialPost records through Flink's Kafka connector
-and `avro` format (sql/flink/social_posts_source.sql) and print each row as one JSON line on stdout."""
+and `avro` format (sql/flink/social_posts_avro.sql) and print each row as one JSON line on stdout."""
 
 from __future__ import annotations
 
@@ -7,15 +7,16 @@ import json
 import sys
 from datetime import UTC
 
-from shared.flink import interval, sql_statements, table_env
+from shared.flink import interval, kafka_security, sql_statements, table_env
 from shared.settings import load_settings
 
 
 def main(topic: str) -> int:
     settings = load_settings()
     t_env = table_env(settings, "streampulse-contract-read", extra={"table.local-time-zone": "UTC"})
-    for statement in sql_statements("social_posts_source", table_name="social_posts", topic=topic,
+    for statement in sql_statements("social_posts_avro", table_name="social_posts", topic=topic,
                                     bootstrap=settings.kafka.bootstrap, group_id="streampulse-contract-test",
+                                    kafka_security=kafka_security(settings),
                                     startup_mode="earliest-offset", watermark=interval(30),
                                     bounded_option="'scan.bounded.mode' = 'latest-offset',"):
         t_env.execute_sql(statement)

@@ -1,0 +1,39 @@
+-- The social.posts record as any Avro reader sees it: the SocialPost Avro record (shared/social_post.avsc)
+-- through Flink's `avro` format, which derives its reader schema from these columns (NOT NULL columns are
+-- plain Avro types, nullable ones unions with null first, TIMESTAMP_LTZ(3) a long with logicalType
+-- timestamp-millis). A contract test reads back what the Python producer wrote, field for field
+-- (tests/integration/test_post_contract.py); the pure-SQL benchmark ceiling reads posts this way too.
+-- The jobs do not: one undecodable record fails this format for good (it cannot skip a record), so they
+-- read the raw bytes (social_posts_source.sql) and decode in Python.
+-- ${bounded_option} is empty for an unbounded stream, or a 'scan.bounded.mode' option line.
+CREATE TABLE ${table_name} (
+    uid            STRING NOT NULL,
+    source         STRING NOT NULL,
+    author_id      STRING NOT NULL,
+    `text`         STRING NOT NULL,
+    langs          ARRAY<STRING NOT NULL> NOT NULL,
+    created_at     TIMESTAMP_LTZ(3) NOT NULL,
+    ingested_at    TIMESTAMP_LTZ(3) NOT NULL,
+    hashtags       ARRAY<STRING NOT NULL> NOT NULL,
+    mentions       ARRAY<STRING NOT NULL> NOT NULL,
+    links          ARRAY<STRING NOT NULL> NOT NULL,
+    reply_parent   STRING,
+    reply_root     STRING,
+    community      STRING NOT NULL,
+    schema_version INT NOT NULL,
+    kafka_partition INT METADATA FROM 'partition' VIRTUAL,
+    kafka_offset    BIGINT METADATA FROM 'offset' VIRTUAL,
+    WATERMARK FOR created_at AS created_at - ${watermark}
+) WITH (
+    'connector' = 'kafka',
+    'topic' = '${topic}',
+    'properties.bootstrap.servers' = '${bootstrap}',
+    ${kafka_security}
+    'properties.group.id' = '${group_id}',
+    'properties.isolation.level' = 'read_committed',
+    'scan.startup.mode' = '${startup_mode}',
+    ${bounded_option}
+    'format' = 'avro',
+    -- Non-legacy mapping: TIMESTAMP_LTZ(3) <-> timestamp-millis (the legacy one cannot derive LTZ at all).
+    'avro.timestamp_mapping.legacy' = 'false'
+);
