@@ -3,9 +3,11 @@
 - Streams: public, local, remote, or a hashtag (mastodon.stream / .tag); a user token is required
   (Mastodon 4.2+ streams nothing to anonymous clients, public timelines included).
 - Each status becomes a SocialPost: uid = the status URI (global, the same on every server), HTML
-  content to plain text, tags, mentions, links, language, community = the instance's host. Boosts are
-  skipped or unwrapped to the boosted status (mastodon.reblogs). Edits (status.update) are published
-  again under the same uid; deletes go to social.deletes with the URI when the status was seen.
+  content to plain text, tags, mentions, links, language, reply parent/root, community = the instance's
+  host. Boosts are skipped or unwrapped to the boosted status, sent once (mastodon.reblogs). Edits are
+  published again under the same uid, once each (the edit time normalised: Mastodon.py gives a datetime,
+  or the ISO string in status.update events); deletes go to social.deletes with the URI when the status
+  was seen, else with the status's API address on this instance (local_uid), never without a uid.
 - No stream has a cursor: the newest status id is kept, and after every (re)connection the gap is
   backfilled from the REST timeline with min_id, page by page (Link rel=prev), before live events are
   published. Statuses seen twice (backfill and stream overlap) are sent once.
@@ -24,13 +26,15 @@ from collections.abc import Iterator
 from html.parser import HTMLParser
 from urllib.parse import urlparse
 
+from connectors.links import clean_link
 from connectors.producer import SourceItem, StopFlag
-from shared.post import MAX_TEXT_CHARS
+from shared.post import MAX_TEXT_CHARS, InvalidPost, timestamp_field
 from shared.settings import MastodonSettings
 
 log = logging.getLogger("streampulse.mastodon")
 
 BLOCKS = {"p", "div", "blockquote", "li", "ul", "ol", "pre", "h1", "h2", "h3", "h4", "h5", "h6"}
+VOID = {"br", "img", "hr", "wbr", "input", "meta", "link", "source"}  # no end tag: never skipped as an element
 SEEN_URIS = 5000  # recent uris remembered to drop backfill/stream overlaps
 PAGE = 40  # the timeline API's maximum page
 
@@ -50,33 +54,75 @@ class MastodonError(RuntimeError):
 
 class _PlainText(HTMLParser):
     """Mastodon's status HTML as text: paragraphs as blank lines, <br> as newlines, entities decoded, the
-    hidden parts of shortened links kept (so a link reads in full) and the hrefs of plain links kept."""
+    hidden parts of shortened links kept (so a link reads in full); every <a> kept with its classes and text,
+    for html_to_text to tell links from mentions and hashtags. A quote post's fallback (`RE: <url>` in an
+    element of class `quote-inline`, hidden by every client that shows the quote) is left out, text and link."""
 
     def __init__(self):
         super().__init__(convert_charrefs=True)
         self.parts: list[str] = []
-        self.links: list[str] = []
+        self.anchors: list[tuple[str, set[str], list[str]]] = []  # href, classes, text parts
         self.has_text = False  # a block tag opens a paragraph only after some text (kept, not rescanned: linear)
+        self._skip: tuple[str, int] | None = None  # (tag, depth) of the quote-inline element being skipped
+        self._anchor: list[str] | None = None
 
     def handle_starttag(self, tag, attrs):
+        attributes = dict(attrs)
+        classes = set((attributes.get("class") or "").split())
+        if self._skip is not None:
+            if tag == self._skip[0]:
+                self._skip = (tag, self._skip[1] + 1)
+            return
+        if "quote-inline" in classes and tag not in VOID:
+            self._skip = (tag, 1)
+            return
         if tag == "br":
             self.parts.append("\n")
         elif tag in BLOCKS and self.has_text:
             self.parts.append("\n\n")
         elif tag == "a":
-            attributes = dict(attrs)
-            classes = (attributes.get("class") or "").split()
-            href = attributes.get("href")
-            if href and "mention" not in classes and "hashtag" not in classes:
-                self.links.append(href)
+            self._anchor = []
+            self.anchors.append((attributes.get("href") or "", classes, self._anchor))
+
+    def handle_endtag(self, tag):
+        if self._skip is not None:
+            if tag == self._skip[0]:
+                self._skip = (tag, self._skip[1] - 1) if self._skip[1] > 1 else None
+            return
+        if tag == "a":
+            self._anchor = None
 
     def handle_data(self, data):
+        if self._skip is not None:
+            return
         self.parts.append(data)
+        if self._anchor is not None:
+            self._anchor.append(data)
         self.has_text = self.has_text or bool(data.strip())
 
 
-def html_to_text(html: str) -> tuple[str, list[str]]:
-    """Plain text and the links of a status's HTML content (at most MAX_HTML_CHARS of it: ValueError)."""
+def _is_link(href: str, classes: set[str], text: str, mentions: list, tags: list) -> bool:
+    """A plain link, not a mention or a hashtag: Mastodon marks those with classes; other server software
+    (Pleroma, Misskey, GoToSocial, Friendica…) with `u-url`/`mention` or nothing, so the status's own lists
+    decide too: an href of a mentioned account or of a tag, or a text `@user`/`#tag` that it mentions/tags."""
+    if classes & {"mention", "hashtag", "u-url", "u-mention"}:
+        return False
+    mention_urls = {m.get("url") for m in mentions if isinstance(m, dict)}
+    tag_urls = {t.get("url") for t in tags if isinstance(t, dict)}
+    if href in mention_urls or href in tag_urls:
+        return False
+    label = text.strip()
+    if label.startswith("@"):
+        names = {str(m.get(k) or "").lower() for m in mentions if isinstance(m, dict) for k in ("acct", "username")}
+        if label[1:].lower() in names or label[1:].split("@")[0].lower() in names:
+            return False
+    tag_names = {str(t.get("name") or "").lower() for t in tags if isinstance(t, dict)}
+    return not (label.startswith("#") and label[1:].lower() in tag_names)
+
+
+def html_to_text(html: str, *, mentions: list | None = None, tags: list | None = None) -> tuple[str, list[str]]:
+    """Plain text and the links of a status's HTML content (at most MAX_HTML_CHARS of it: ValueError): absolute
+    http(s) hrefs that are not mentions or hashtags (the status's `mentions` and `tags` help tell)."""
     if len(html or "") > MAX_HTML_CHARS:
         raise ValueError(f"content has {len(html):,} characters of HTML, more than {MAX_HTML_CHARS:,}")
     parser = _PlainText()
@@ -84,22 +130,69 @@ def html_to_text(html: str) -> tuple[str, list[str]]:
     parser.close()
     text = "".join(parser.parts).replace("\xa0", " ")
     text = "\n".join(line.strip() for line in text.split("\n"))
-    return re.sub(r"\n{3,}", "\n\n", text).strip(), list(dict.fromkeys(parser.links))
+    links = (clean_link(href) for href, classes, parts in parser.anchors
+             if _is_link(href, classes, "".join(parts), mentions or [], tags or []))
+    return re.sub(r"\n{3,}", "\n\n", text).strip(), list(dict.fromkeys(link for link in links if link))
 
 
-def to_post(status: dict, host: str, reblogs: str = "skip") -> dict | None:
-    """A Mastodon Status as a SocialPost mapping, or None for a boost that is skipped."""
+def strip_emoji(text: str, emojis: list | None) -> str:
+    """`text` without the status's custom emoji shortcodes (`:trans_heart:`), which are pictures, not words."""
+    codes = [e["shortcode"] for e in emojis or [] if isinstance(e, dict) and isinstance(e.get("shortcode"), str)
+             and e["shortcode"]]
+    if not codes or ":" not in text:
+        return text
+    pattern = re.compile(":(?:" + "|".join(re.escape(code) for code in codes) + "):")
+    stripped = pattern.sub("", text)
+    if stripped == text:
+        return text
+    return "\n".join(re.sub(r"[ \t]{2,}", " ", line).strip() for line in stripped.split("\n")).strip()
+
+
+def local_uid(instance: str, local_id: str) -> str:
+    """The uid of a status known only by its id on the instance we read (a delete or a reply parent this process
+    did not see): the status's API address there, `https://<instance>/api/v1/statuses/<id>` — absolute, the
+    same every time, never a status URI (so it cannot be taken for one)."""
+    return f"{instance.rstrip('/')}/api/v1/statuses/{local_id}"
+
+
+def edit_time(value) -> str | None:
+    """`edited_at` as epoch millis text, whatever form it comes in (Mastodon.py gives a datetime for updates and
+    timeline pages, the ISO string in `status.update` events): None for an unedited status."""
+    if value is None or value == "":
+        return None
+    try:
+        return str(timestamp_field({"edited_at": value}, "edited_at"))
+    except InvalidPost:
+        return str(value)
+
+
+def to_post(status: dict, host: str, reblogs: str = "skip", *, resolve=None, roots=None) -> dict | None:
+    """A Mastodon Status as a SocialPost mapping, or None for a boost that is skipped.
+
+    `resolve(local_id)` gives the uid of a status known by its id on this instance (a reply's parent): its URI
+    when the source saw it, else local_uid(); `roots` maps a seen status's uid to its thread's root. Without
+    them, local_uid() on https://<host>."""
     if status.get("reblog"):
         if reblogs == "skip":
             return None
         status = status["reblog"]
-    text, links = html_to_text(status.get("content") or "")
+    emojis = status.get("emojis")
+    text, links = html_to_text(status.get("content") or "", mentions=status.get("mentions"),
+                               tags=status.get("tags"))
+    text = strip_emoji(text, emojis)
     if status.get("spoiler_text"):
-        text = f"{status['spoiler_text']}\n\n{text}"
+        warning = strip_emoji(status["spoiler_text"], emojis)
+        text = f"{warning}\n\n{text}" if warning else text
     account = status.get("account") or {}
     card = status.get("card") or {}
-    if card.get("url") and card["url"] not in links:
-        links.append(card["url"])
+    card_url = clean_link(card.get("url"))
+    if card_url and card_url not in links:
+        links.append(card_url)
+    reply_parent = reply_root = None
+    if status.get("in_reply_to_id") is not None:
+        local = str(status["in_reply_to_id"])
+        reply_parent = resolve(local) if resolve else local_uid(f"https://{host}", local)
+        reply_root = (roots or {}).get(reply_parent) or reply_parent
     return {
         "uid": status.get("uri"), "source": "mastodon",
         "author_id": account.get("url") or account.get("acct"),
@@ -107,7 +200,7 @@ def to_post(status: dict, host: str, reblogs: str = "skip") -> dict | None:
         "created_at": status.get("created_at"),  # a datetime, or an ISO string in status.update events
         "hashtags": [tag["name"] for tag in status.get("tags") or [] if tag.get("name")],
         "mentions": [m["acct"] for m in status.get("mentions") or [] if m.get("acct")],
-        "links": links, "community": host,
+        "links": links, "reply_parent": reply_parent, "reply_root": reply_root, "community": host,
     }
 
 
@@ -132,7 +225,8 @@ class MastodonSource:
                                          version_check_mode="none", request_timeout=30)
         self.last_id: str | None = (cursor or {}).get("last_id")
         self.seen: OrderedDict[str, None] = OrderedDict()
-        self.uri_of: OrderedDict[str, str] = OrderedDict()  # local id → uri, for deletes
+        self.uri_of: OrderedDict[str, str] = OrderedDict()  # local id → uri, for deletes and reply parents
+        self.root_of: OrderedDict[str, str] = OrderedDict()  # uri → the uid of its thread's root, for replies
         self.events: queue.Queue = queue.Queue(maxsize=10_000)
         self.connections = 0
 
@@ -183,7 +277,8 @@ class MastodonSource:
             return
         page = self._timeline(min_id=self.last_id)
         while page:
-            yield from sorted(page, key=lambda s: status_id_key(str(s.get("id"))))
+            # A status that is not an object sorts first and goes to the DLQ on its own (_status).
+            yield from sorted(page, key=lambda s: status_id_key(str(s.get("id"))) if isinstance(s, dict) else (0, ""))
             page = self.client.fetch_previous(page)
 
     # -- items --------------------------------------------------------------------------------------------
@@ -222,34 +317,59 @@ class MastodonSource:
                 return value if value is not None else True
             if kind == "update":
                 yield from self._status(value)
-            else:
-                uri = self.uri_of.get(value)
-                yield SourceItem({"uid": uri, "local_id": value, "community": self.host}, cursor=self._cursor(),
-                                 deleted=True)
+            else:  # a delete names the local id only: the uri when this process saw the status, else local_uid()
+                yield SourceItem({"uid": self._uid_of(value), "local_id": value, "community": self.host},
+                                 cursor=self._cursor(), deleted=True)
         return None
 
-    def _status(self, status: dict) -> Iterator[SourceItem]:
-        status_id = str(status.get("id"))
+    def _uid_of(self, local_id: str) -> str:
+        """The uid of a status by its id on this instance: its URI when seen, else local_uid()."""
+        return self.uri_of.get(local_id) or local_uid(self.settings.instance, local_id)
+
+    def _status(self, status) -> Iterator[SourceItem]:
+        """One status from the stream or a backfill page: its post once per version (uri and edit time), or a
+        dead letter for this status alone when it cannot be read."""
+        try:
+            item = self._map(status)
+        except Exception as exc:  # one status this mapping cannot read goes to the DLQ; the rest go on
+            fields = status if isinstance(status, dict) else {}
+            uri = fields.get("uri") if isinstance(fields.get("uri"), str) else None
+            yield SourceItem(status if isinstance(status, dict) else {"status": repr(status)[:1000]},
+                             cursor=self._cursor(), uid_hint=uri,
+                             rejected=("invalid_status", f"unreadable status: {type(exc).__name__}: {exc}"[:500]))
+            return
+        if item is not None:
+            yield item
+
+    def _map(self, status: dict) -> SourceItem | None:
+        status_id = str(status["id"])
         if self.last_id is None or status_id_key(status_id) > status_id_key(self.last_id):
             self.last_id = status_id
         uri = status.get("uri")
-        if uri:
-            self.uri_of[status_id] = uri
+        if isinstance(uri, str) and uri:
+            self.uri_of[status_id] = uri  # for a delete of this status (a boost's own id: the boost, not the original)
             _trim(self.uri_of, SEEN_URIS)
-        edited = status.get("edited_at")
-        key = f"{uri}@{edited}" if edited else uri  # an edit is new content under the same uid
+        target = status
+        if status.get("reblog"):
+            if self.settings.reblogs == "skip":
+                return None
+            # Unwrapped: the boosted status once, as any status (a boost of one already sent sends nothing).
+            target = status["reblog"]
+            if isinstance(target.get("uri"), str) and target.get("id") is not None:
+                self.uri_of[str(target["id"])] = target["uri"]
+        target_uri = target.get("uri")
+        edited = edit_time(target.get("edited_at"))
+        base = target_uri if isinstance(target_uri, str) and target_uri else f"id:{target.get('id')}"
+        key = f"{base}@{edited}" if edited else base  # an edit is new content under the same uid
         if key in self.seen:
-            return
+            return None
         self.seen[key] = None
         _trim(self.seen, SEEN_URIS)
-        try:
-            post = to_post(status, self.host, self.settings.reblogs)
-        except Exception as exc:  # one status this mapping cannot read goes to the DLQ; the rest go on
-            yield SourceItem({"uid": uri, "id": status_id}, cursor=self._cursor(), uid_hint=uri,
-                             rejected=("invalid_status", f"unreadable status: {type(exc).__name__}: {exc}"[:500]))
-            return
-        if post is not None:
-            yield SourceItem(post, cursor=self._cursor(), uid_hint=uri)
+        post = to_post(target, self.host, "unwrap", resolve=self._uid_of, roots=self.root_of)
+        if isinstance(target_uri, str) and target_uri:
+            self.root_of[target_uri] = post["reply_root"] or target_uri
+            _trim(self.root_of, SEEN_URIS)
+        return SourceItem(post, cursor=self._cursor(), uid_hint=target_uri if isinstance(target_uri, str) else None)
 
     def _cursor(self) -> dict:
         return {"last_id": self.last_id}

@@ -7,11 +7,13 @@
 - Polling: each listing (`/r/<sub>/new`, `/r/<sub>/comments`) is read newest first, 100 at a time; a poll
   pages back with `after` until it reaches an item it has seen (at most 10 pages, Reddit's ~1000-item
   depth), so a burst between polls leaves no gap, and the first poll of a new cursor takes one page.
-  Items are published oldest first and deduplicated by fullname (t3_/t1_), the Kafka key.
+  Items are published oldest first and deduplicated by fullname (t3_/t1_), the Kafka key, and version: an
+  edit seen again (a new `edited` time) is published once more under the same fullname; a deleted or
+  removed item (`[deleted]`/`[removed]`, `removed_by_category`) becomes a deletion notice on social.deletes.
 - Rate limits: X-Ratelimit-Remaining/-Reset spread the requests over the window; a 429 waits Retry-After
   (or the reset), 5xx/408 and connection errors back off exponentially with jitter.
-- Resume: the cursor holds each listing's recently seen fullnames, so a restarted producer sends nothing
-  twice and catches up on what it missed.
+- Resume: the cursor holds each listing's recently seen fullnames (with the version: `t1_x@<edited>`,
+  `t1_x@deleted`), so a restarted producer sends nothing twice and catches up on what it missed.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from typing import Any
 
 import requests
 
+from connectors.links import clean_link, links_in_text, unescape_markdown
 from connectors.producer import SourceItem, StopFlag
 from shared.settings import RedditSettings
 
@@ -35,8 +38,9 @@ log = logging.getLogger("streampulse.reddit")
 PAGE_LIMIT = 100  # Reddit's maximum per listing request
 MAX_PAGES = 10  # listings go no deeper than about 1000 items
 SEEN_PER_LISTING = 1000  # fullnames remembered per listing (in the cursor)
-MENTION = re.compile(r"(?<![\w/])/?u/([A-Za-z0-9_-]{3,20})")
-URL = re.compile(r"https?://[^\s<>()\[\]]+")
+# Reddit's usernames are 3-20 characters today; older accounts have longer ones (u/a_poem_for_your_sprog).
+MENTION = re.compile(r"(?<![\w/])/?u/([A-Za-z0-9_-]{3,})")
+GONE = ("[deleted]", "[removed]")  # what Reddit shows in place of a deleted or removed author or text
 USER_AGENT_FORM = re.compile(r"^\S+:\S+:\S+ \(by /u/[\w-]+\)$")
 
 
@@ -187,6 +191,7 @@ class RedditSource:
         names = [sub.removeprefix("r/") for sub in settings.subreddits]
         self.listings = [Listing(name, kind, list(seen.get(f"/r/{name}/{kind}", [])))
                          for name in names for kind in kinds]
+        self.author_fallbacks = 0  # posts whose author id is u/<username> (no author_fullname in the payload)
 
     def cursor(self) -> dict:
         return {"seen": {listing.path: listing.seen[-SEEN_PER_LISTING:] for listing in self.listings}}
@@ -200,19 +205,35 @@ class RedditSource:
                     # Seen once yielded: the cursor saved after this item's acknowledgement covers it and
                     # nothing after it, so a crash mid-poll re-reads the rest on restart.
                     name = child["data"]["name"]
-                    listing.seen.append(name)
+                    try:
+                        key = version_key(child["data"])
+                    except Exception:  # an edited or removal field nobody foresaw: the item's first version
+                        key = name
+                    listing.seen.append(key)
                     del listing.seen[:-SEEN_PER_LISTING]
                     try:
-                        yield SourceItem(to_post(child), cursor=self.cursor(), uid_hint=name)
+                        kind, payload = map_child(child)
                     except Exception as exc:  # an item of a shape nobody foresaw: the DLQ, and the poll goes on
                         yield SourceItem(child, cursor=self.cursor(), uid_hint=name,
                                          rejected=("invalid_item", f"unreadable listing item: {exc!r}"[:500]))
+                        continue
+                    if kind == "delete":
+                        yield SourceItem(payload, cursor=self.cursor(), uid_hint=name, deleted=True)
+                        continue
+                    if author_id(child["data"])[1] and payload["author_id"]:
+                        self.author_fallbacks += 1
+                        if self.author_fallbacks == 1 or self.author_fallbacks % 1000 == 0:
+                            log.info("%d items without author_fullname so far: author id u/<username> (%s)",
+                                     self.author_fallbacks, payload["author_id"])
+                    yield SourceItem(payload, cursor=self.cursor(), uid_hint=name)
             if self.polls is None or poll < self.polls:
                 self.stop.sleep(self.settings.poll_interval_s, self._sleep)
 
     def poll(self, listing: Listing) -> list[dict]:
-        """The listing's items not seen before, oldest first."""
+        """The listing's items not seen before, and new versions (an edit, a deletion) of items seen on the pages
+        read, oldest first. Paging back stops at the first item seen before, whatever its version."""
         seen = set(listing.seen)
+        seen_names = {key.partition("@")[0] for key in seen}
         fresh: dict[str, dict] = {}
         after = None
         for _ in range(MAX_PAGES if listing.seen else 1):
@@ -220,8 +241,15 @@ class RedditSource:
             data = self.client.get(listing.path, params)["data"]
             children = [c for c in data.get("children") or [] if isinstance(c, dict) and c.get("kind") in ("t1", "t3")
                         and isinstance(c.get("data"), dict) and isinstance(c["data"].get("name"), str)]
-            new = [c for c in children if c["data"]["name"] not in seen]
-            fresh.update((c["data"]["name"], c) for c in new)
+            new = [c for c in children if c["data"]["name"] not in seen_names]
+            for child in children:
+                name = child["data"]["name"]
+                try:
+                    key = version_key(child["data"])
+                except Exception:
+                    key = name
+                if key not in seen and (name not in seen_names or key != name):
+                    fresh[key] = child
             after = data.get("after")
             if len(new) < len(children) or not after or not children or not isinstance(after, str):
                 break  # reached what the last poll saw, or the end of the listing
@@ -234,27 +262,84 @@ def _created(data: dict) -> float:
     return float(value) if isinstance(value, int | float) and math.isfinite(value) else 0.0
 
 
+def removal(data: dict) -> str | None:
+    """"deleted" or "removed" when the item is gone from Reddit (what the listing shows in its place), else None.
+
+    Deleted by its author: body/selftext `[deleted]` and author `[deleted]` (an account deleted since leaves the
+    author `[deleted]` too); removed by moderators or Reddit: `[removed]`, or `removed_by_category` set."""
+    texts = {str(data.get(key) or "").strip() for key in ("body", "selftext")}
+    category = data.get("removed_by_category")
+    if "[removed]" in texts or (category and category not in ("deleted", "author")):
+        return "removed"
+    if "[deleted]" in texts or data.get("author") in GONE or category in ("deleted", "author"):
+        return "deleted"
+    return None
+
+
+def version_key(data: dict) -> str:
+    """What makes an item new to the source: its fullname, plus `@deleted` once it is gone, or `@<edited>` (the
+    epoch seconds of its last edit) once edited, so each edit is published once, a deletion once."""
+    name = data["name"]
+    if removal(data):
+        return f"{name}@deleted"
+    edited = data.get("edited")
+    if isinstance(edited, int | float) and not isinstance(edited, bool) and edited and math.isfinite(edited):
+        return f"{name}@{edited:.0f}"
+    return f"{name}@edited" if edited is True else name
+
+
+def author_id(data: dict) -> tuple[str, bool]:
+    """The author id and whether it is the fallback: the account's fullname (`t2_…`), or, for items that carry
+    none (older ones), `u/<username>` — stable (usernames never change) and never a fullname."""
+    fullname = data.get("author_fullname")
+    if isinstance(fullname, str) and fullname:
+        return fullname, False
+    author = data.get("author")
+    return (f"u/{author}" if isinstance(author, str) and author else ""), True  # no author at all: the DLQ
+
+
+def to_delete(child: dict) -> dict:
+    """The deletion notice of a deleted or removed item for social.deletes, keyed like the post (its fullname)."""
+    data = child["data"]
+    return {"uid": data["name"], "reason": removal(data) or "deleted", "community": _community(data)}
+
+
+def _community(data: dict) -> str:
+    return data.get("subreddit_name_prefixed") or f"r/{data.get('subreddit', '')}"
+
+
 def to_post(child: dict) -> dict:
-    """A Listing child (t3 submission or t1 comment) as a SocialPost mapping (validated by the producer)."""
+    """A Listing child (t3 submission or t1 comment) as a SocialPost mapping (validated by the producer).
+
+    Text is the title and body with markdown escapes undone; links are absolute http(s) URLs only (a crosspost's
+    `url` is a relative `/r/…` path: not a link); over_18, spoiler and the rest of the listing fields have no
+    place in a SocialPost and are dropped (README: "Reddit and Mastodon")."""
     data = child["data"]
     if child["kind"] == "t3":
         text = "\n\n".join(part for part in (data.get("title", ""), data.get("selftext", "")) if part)
-        links = [] if data.get("is_self") else [data.get("url")] if data.get("url") else []
+        target = clean_link(data.get("url_overridden_by_dest") or data.get("url"))
+        links = [] if data.get("is_self") or not target else [target]
         reply_parent = reply_root = None
     else:
         text = data.get("body", "")
         links = []
         reply_parent, reply_root = data.get("parent_id"), data.get("link_id")
-    links += [u for u in URL.findall(text) if u not in links]
-    subreddit = data.get("subreddit_name_prefixed") or f"r/{data.get('subreddit', '')}"
+    text = unescape_markdown(text)
+    links += [u for u in links_in_text(text) if u not in links]
     created = data.get("created_utc")
     return {
-        "uid": data.get("name"), "source": "reddit",
-        "author_id": data.get("author_fullname") or data.get("author") or "[deleted]",
+        "uid": data.get("name"), "source": "reddit", "author_id": author_id(data)[0],
         "text": text, "langs": [],  # Reddit has no language field
         # Not a finite number (NaN in a broken response, a string): passed on as is, and rejected by the producer.
         "created_at": int(float(created) * 1000) if isinstance(created, int | float) and math.isfinite(created)
         else created,
         "hashtags": [], "mentions": list(dict.fromkeys(MENTION.findall(text))), "links": links,
-        "reply_parent": reply_parent, "reply_root": reply_root, "community": subreddit,
+        "reply_parent": reply_parent, "reply_root": reply_root, "community": _community(data),
     }
+
+
+def map_child(child: dict) -> tuple[str, dict]:
+    """("delete", notice) for an item that is gone, ("post", SocialPost mapping) otherwise."""
+    if removal(child["data"]):
+        return "delete", to_delete(child)
+    return "post", to_post(child)

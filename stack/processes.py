@@ -3,8 +3,9 @@
 The pid file holds the pid and the process's start time (from /proc/<pid>/stat); `stop` only
 signals a pid whose start time still matches, so a pid recycled by the OS is never killed. Every process
 started here also carries STREAMPULSE_OWNER=<run dir>/<name> in its environment, which its children inherit:
-`owned` finds them all in the process table, so `down` stops what `up` started even when a pid file is gone
-or the settings changed since, and `status` can name strays.
+`owned` finds them all in the process table (servers that rewrite their environment by their working folder),
+so `down` stops what `up` started even when a pid file is gone or the settings changed since, and `status`
+can name strays.
 """
 
 from __future__ import annotations
@@ -43,17 +44,23 @@ OWNER_ENV = "STREAMPULSE_OWNER"
 
 
 def owned(run_dir: Path, prefix: str = "") -> dict[int, str]:
-    """Live processes started by a ManagedProcess of `run_dir`, or descended from one: pid -> its name."""
+    """Live processes started by a ManagedProcess of `run_dir`, or descended from one: pid -> its name. Found
+    by the mark in their environment or, for servers that overwrite theirs with a process title (Redis,
+    PostgreSQL), by a working folder under the state folder, named by its first part (.state/redis -> redis)."""
     mark = f"{OWNER_ENV}={run_dir}/".encode()
+    state = run_dir.parent.resolve()
     found = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
             continue
         try:
             variables = (entry / "environ").read_bytes().split(b"\0")
+            cwd = (entry / "cwd").resolve()
         except OSError:  # gone meanwhile, or not ours to read
             continue
         name = next((v[len(mark):].decode(errors="replace") for v in variables if v.startswith(mark)), None)
+        if name is None and cwd.is_relative_to(state) and cwd != state:
+            name = cwd.relative_to(state).parts[0]
         if name is not None and name.startswith(prefix) and pid_alive(int(entry.name)):
             found[int(entry.name)] = name
     return found

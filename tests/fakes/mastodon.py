@@ -7,12 +7,18 @@ Each streaming connection plays the next scripted session, a list of steps:
   ("update", status) · ("status.update", status) · ("delete", id) · ("publish", status) — a status that
   reaches only the timeline (posted while no stream listened) · ("drop",) — cut the connection without
   ending the chunked body · ("hold",) — keep the stream open with heartbeats until the server stops.
+
+Statuses shaped like real ones (`status` and the builders below): mentions from other server software,
+quote posts with their `quote-inline` fallback, polls, custom emoji, content warnings, replies, edits
+(`edited_at` on the wire is a string; Mastodon.py makes it a datetime in REST pages, not in status.update
+events), boosts.
 """
 
 from __future__ import annotations
 
 import json
 import threading
+import zlib
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
@@ -35,6 +41,83 @@ def status(n: int, *, created: datetime | None = None, html: str | None = None, 
         "media_attachments": [], "emojis": [], "reblog": None, "card": None, "poll": None,
         "in_reply_to_id": None, "in_reply_to_account_id": None, "replies_count": 0, "reblogs_count": 0,
         "favourites_count": 0, **extra}
+
+
+def mention(username: str, domain: str, url: str | None = None) -> dict:
+    """A Mention entity: the account's id on this server, its profile URL and its acct."""
+    return {"id": str(zlib.crc32(f"{username}@{domain}".encode())), "username": username,
+            "url": url or f"https://{domain}/@{username}", "acct": f"{username}@{domain}"}
+
+
+# How mentions reach a Mastodon server from other server software: (content HTML, the status's mentions).
+# Mastodon's own: `<span class="h-card"><a class="u-url mention">`; the others differ.
+OTHER_SERVER_MENTIONS = {
+    "misskey": ('<p><a href="https://misskey.io/@alice" class="u-url mention">@alice@misskey.io</a> nice</p>',
+                [mention("alice", "misskey.io")]),
+    "pleroma": ('<p><span class="h-card"><a class="u-url mention" data-user="AbC123" '
+                'href="https://pleroma.example/users/bob" rel="ugc">@<span>bob</span></a></span> nice</p>',
+                [mention("bob", "pleroma.example", "https://pleroma.example/users/bob")]),
+    "gotosocial": ('<p><span class="h-card"><a href="https://gts.example/@carol" class="mention" rel="nofollow '
+                   'noreferrer noopener" target="_blank">@<span>carol</span></a></span> nice</p>',
+                   [mention("carol", "gts.example")]),
+    "friendica": ('<p>@<a href="https://friendica.example/profile/dave">dave</a> nice</p>',
+                  [mention("dave", "friendica.example", "https://friendica.example/profile/dave")]),
+    "pixelfed": ('<p><a href="https://pixelfed.example/erin">@erin</a> nice</p>',
+                 [mention("erin", "pixelfed.example", "https://pixelfed.example/users/erin")]),
+}
+
+
+def quote(n: int, quoted: dict, text: str = "My take on this") -> dict:
+    """A quote post (Mastodon 4.4+): the quoted status in `quote`, and in the content a fallback paragraph
+    `RE: <url>` of class quote-inline for clients that cannot show quotes."""
+    url = quoted["url"]
+    html = (f'<p class="quote-inline">RE: <a href="{url}" rel="nofollow noopener" target="_blank">'
+            f'<span class="invisible">https://</span><span class="ellipsis">{url[8:30]}</span>'
+            f'<span class="invisible">{url[30:]}</span></a></p><p>{text}</p>')
+    return status(n, html=html, quote={"state": "accepted", "quoted_status": quoted}, quotes_count=0)
+
+
+def misskey_quote(n: int, quoted_url: str, text: str = "Quoting") -> dict:
+    """A quote from Misskey: the fallback in a span of class quote-inline inside the paragraph."""
+    return status(n, html=f'<p>{text}<span class="quote-inline"><br><br>RE: <a href="{quoted_url}">{quoted_url}'
+                          f'</a></span></p>')
+
+
+def poll(n: int) -> dict:
+    return status(n, html="<p>Tabs or spaces?</p>", poll={
+        "id": str(3000 + n), "expires_at": "2026-12-01T10:00:00.000Z", "expired": False, "multiple": False,
+        "votes_count": 7, "voters_count": 7, "options": [{"title": "Tabs", "votes_count": 3},
+                                                          {"title": "Spaces", "votes_count": 4}], "emojis": []})
+
+
+def custom_emoji(n: int) -> dict:
+    """Custom emoji: `:shortcode:` in the content and the spoiler, listed in `emojis`."""
+    emojis = [{"shortcode": code, "url": f"https://{HOST}/emoji/{code}.png", "static_url": f"https://{HOST}/emoji/"
+               f"{code}.png", "visible_in_picker": True} for code in ("trans_heart", "blobcat_happy")]
+    return status(n, html="<p>Happy pride :trans_heart: :trans_heart:everyone:blobcat_happy:</p>",
+                  spoiler_text=":blobcat_happy: feelings", sensitive=True, emojis=emojis)
+
+
+def content_warning(n: int, warning: str = "food, long") -> dict:
+    return status(n, html="<p>Today I cooked soup</p>", spoiler_text=warning, sensitive=True)
+
+
+def reply(n: int, parent: dict) -> dict:
+    """A reply to `parent` (a status this server knows): its local id and its account's."""
+    return status(n, html=f"<p>Reply {n}</p>", in_reply_to_id=parent["id"],
+                  in_reply_to_account_id=parent["account"]["id"])
+
+
+def edit(original: dict, html: str, at: datetime) -> dict:
+    """The status after an edit at `at`: new content, edited_at set (the wire form is always the ISO string)."""
+    return original | {"content": html, "edited_at": at.isoformat(timespec="milliseconds").replace("+00:00", "Z")}
+
+
+def boost(n: int, original: dict, *, created: datetime | None = None) -> dict:
+    """A boost (reblog) of `original`: a status of its own (id, uri .../activity) wrapping it."""
+    wrapper = status(n, created=created, html="", reblog=original, tags=[], language=None)
+    return wrapper | {"uri": f"https://{HOST}/users/booster/statuses/{wrapper['id']}/activity",
+                      "url": f"https://{HOST}/users/booster/statuses/{wrapper['id']}"}
 
 
 class FakeMastodon:

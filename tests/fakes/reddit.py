@@ -3,13 +3,18 @@ X-Ratelimit-* headers (used and reset as integers, remaining as a float, as praw
 app-only token endpoint, bearer checks on the OAuth host, and scripted 429s and 5xx answers.
 
 Items are revealed over time: the first look at a listing shows `initial_reveal` items, and each later
-request without `after` makes `reveal_per_request` more visible, as if people kept posting between polls."""
+request without `after` makes `reveal_per_request` more visible, as if people kept posting between polls.
+
+`submission`/`comment` are small synthetic items; `real_submission`/`real_comment` and the transformations
+below (`deleted`, `removed`, `crosspost`, `edited`, `older`) give items shaped like real listing children,
+and MARKDOWN_BODIES/LONG_USERNAMES the text around links and names that real bodies hold."""
 
 from __future__ import annotations
 
 import base64
 import json
 import threading
+import zlib
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
@@ -31,6 +36,101 @@ def comment(n: int, subreddit: str, created_utc: float) -> dict:
         "link_id": f"t3_s{n // 2}", "parent_id": f"t3_s{n // 2}" if n % 2 else f"t1_c{n - 1}",
         "subreddit": subreddit, "author": f"user{n % 11}", "author_fullname": f"t2_u{n % 11}",
         "created_utc": created_utc, "score": 1}}
+
+
+def _common(kind: str, item_id: str, subreddit: str, created_utc: float, author: str, **extra) -> dict:
+    """The fields every real listing child carries (trimmed to those the connector could read)."""
+    data = {
+        "id": item_id, "name": f"{kind}_{item_id}", "subreddit": subreddit, "subreddit_id": "t5_2qh0y",
+        "subreddit_name_prefixed": f"r/{subreddit}", "subreddit_type": "public", "author": author,
+        "author_fullname": f"t2_{zlib.crc32(author.encode()):x}", "author_flair_text": None,
+        "created": created_utc, "created_utc": created_utc, "edited": False, "score": 1, "ups": 1, "downs": 0,
+        "gilded": 0, "stickied": False, "locked": False, "archived": False, "distinguished": None,
+        "approved_at_utc": None, "banned_at_utc": None, "mod_reports": [], "user_reports": [],
+        "permalink": f"/r/{subreddit}/comments/{item_id}/", "send_replies": True, "can_gild": False,
+    }
+    return {"kind": kind, "data": data | extra}
+
+
+def real_submission(item_id: str, subreddit: str, created_utc: float, *, author: str = "spez", title: str = "A title",
+                    selftext: str = "", url: str | None = None, **extra) -> dict:
+    """A t3 as the listing sends it (raw_json=1): a self post unless `url` is given."""
+    permalink = f"/r/{subreddit}/comments/{item_id}/a_title/"
+    is_self = url is None
+    return _common("t3", item_id, subreddit, created_utc, author, **{
+        "title": title, "selftext": selftext, "selftext_html": None, "is_self": is_self,
+        "url": f"https://www.reddit.com{permalink}" if is_self else url, "permalink": permalink,
+        "domain": f"self.{subreddit}" if is_self else url.split("/")[2] if url.startswith("http") else "reddit.com",
+        "over_18": False, "spoiler": False, "num_comments": 0, "link_flair_text": None, "thumbnail": "self",
+        "is_video": False, "media": None, "removed_by_category": None, "upvote_ratio": 1.0, **extra})
+
+
+def real_comment(item_id: str, subreddit: str, created_utc: float, *, link: str, parent: str | None = None,
+                 author: str = "spez", body: str = "a comment", **extra) -> dict:
+    return _common("t1", item_id, subreddit, created_utc, author, **{
+        "body": body, "body_html": None, "link_id": link, "parent_id": parent or link, "is_submitter": False,
+        "controversiality": 0, "depth": 0, "collapsed": False, "collapsed_reason": None, **extra})
+
+
+def deleted(child: dict) -> dict:
+    """The same item after its author deleted it: text and author `[deleted]`, no author_fullname."""
+    data = {k: v for k, v in child["data"].items() if k != "author_fullname"} | {"author": "[deleted]"}
+    data["body" if child["kind"] == "t1" else "selftext"] = "[deleted]"
+    if child["kind"] == "t3":
+        data["removed_by_category"] = "deleted"
+    return {"kind": child["kind"], "data": data}
+
+
+def removed(child: dict) -> dict:
+    """The same item after a moderator removed it: `[removed]` text (a comment's author shown as `[deleted]`)."""
+    data = dict(child["data"])
+    if child["kind"] == "t1":
+        data |= {"body": "[removed]", "author": "[deleted]"}
+        data.pop("author_fullname", None)
+    else:
+        data |= {"selftext": "[removed]", "removed_by_category": "moderator"}
+    return {"kind": child["kind"], "data": data}
+
+
+def crosspost(item_id: str, subreddit: str, created_utc: float, parent: dict, *, author: str = "spez",
+              **extra) -> dict:
+    """A crosspost of `parent` (a t3 child): its `url` is the parent's relative permalink when the parent is a
+    self post, and the parent travels whole in crosspost_parent_list."""
+    target = parent["data"]["permalink"] if parent["data"]["is_self"] else parent["data"]["url"]
+    child = real_submission(item_id, subreddit, created_utc, author=author, title=parent["data"]["title"], url=target,
+                            crosspost_parent=parent["data"]["name"], crosspost_parent_list=[parent["data"]],
+                            num_crossposts=0, **extra)
+    if not parent["data"]["is_self"]:
+        child["data"]["url_overridden_by_dest"] = target
+    return child
+
+
+def edited(child: dict, text: str, at: float) -> dict:
+    """The same item after an edit at `at` (epoch seconds, as `edited` is)."""
+    return {"kind": child["kind"],
+            "data": child["data"] | {"body" if child["kind"] == "t1" else "selftext": text, "edited": at}}
+
+
+def older(child: dict) -> dict:
+    """The same item as older listings send it: no author_fullname."""
+    return {"kind": child["kind"], "data": {k: v for k, v in child["data"].items() if k != "author_fullname"}}
+
+
+# Text around URLs as people write it in markdown (and as it reaches the API with raw_json=1).
+MARKDOWN_BODIES = [
+    ("Apply at https://www.reddit.com/jobs.", ["https://www.reddit.com/jobs"]),
+    ('They pasted <a href="https://example.org/page">this</a> raw', ["https://example.org/page"]),
+    ("Source: https://github.com/reddit/keeping\\_reddit\\_fun (read it!)",
+     ["https://github.com/reddit/keeping_reddit_fun"]),
+    ("[the docs](https://docs.python.org/3/library/re.html), **https://peps.python.org/pep-0008/**!",
+     ["https://docs.python.org/3/library/re.html", "https://peps.python.org/pep-0008/"]),
+    ("See https://en.wikipedia.org/wiki/Python_(programming_language); also (https://pypi.org/).",
+     ["https://en.wikipedia.org/wiki/Python_(programming_language)", "https://pypi.org/"]),
+    ("> quoted https://example.com/a?b=1&c=2, then “https://example.com/q”",
+     ["https://example.com/a?b=1&c=2", "https://example.com/q"]),
+    ("No scheme: www.example.com or /r/python/wiki, ftp://files.example.com", []),
+]
+LONG_USERNAMES = ["a_poem_for_your_sprog", "Shitty_Watercolour", "GallowBoob", "im_not_a_long_name_at_all_22"]
 
 
 @dataclass

@@ -1,12 +1,15 @@
 """The Mastodon source against a local fake instance: a dropped stream, statuses posted while nobody
 listened (backfilled from the timeline), overlaps, an edit, a boost and a delete, every status in Kafka
-exactly once; HTML to text; a missing token named."""
+exactly once; HTML to text; a missing token named; real-shaped statuses (an edit arriving both ways, replies,
+deletes of unseen statuses, quotes, custom emoji, other servers' mentions, a status that cannot be read)."""
 
 from __future__ import annotations
 
 import json
 import threading
+import uuid
 from collections import Counter
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -15,7 +18,16 @@ from connectors.producer import CursorStore, PostProducer, StopFlag, run_source
 from shared.post import decode
 from shared.settings import MastodonSettings
 from stack.processes import wait_until
-from tests.fakes.mastodon import TOKEN, FakeMastodon, status
+from tests.fakes.mastodon import (
+    OTHER_SERVER_MENTIONS,
+    TOKEN,
+    FakeMastodon,
+    custom_emoji,
+    edit,
+    quote,
+    reply,
+    status,
+)
 from tests.integration.conftest import read_topic
 
 
@@ -119,3 +131,67 @@ def test_html_beyond_any_status_is_refused_and_ids_of_other_servers_order():
     assert sorted(["100", "99", "1000"], key=status_id_key) == ["99", "100", "1000"]
     ulids = ["01HZX3Q8Y5", "01HZX3Q8Y6", "01HZX3Q8YA"]
     assert sorted(reversed(ulids), key=status_id_key) == ulids
+
+
+def until(items, last):
+    """The source's items up to and including the first for which `last(item)` holds."""
+    for item in items:
+        yield item
+        if last(item):
+            return
+
+
+def test_real_shaped_backfill_and_stream_edits_replies_deletes_and_a_broken_status(settings, kafka_topic,
+                                                                                   dlq_topic):
+    from kafka.admin import NewTopic
+
+    from shared import clients
+
+    edited5 = edit(status(5), "<p>Status 5, edited</p>", datetime.now(UTC) - timedelta(minutes=5))
+    broken = status(8, uri={"id": "https://bridge.example/objects/8", "type": "Note"})  # a JSON-LD object
+    backfilled = [edited5, reply(6, status(5)), reply(7, status(77)), broken, status(9),
+                  custom_emoji(11), quote(12, status(5)),
+                  status(13, html=OTHER_SERVER_MENTIONS["misskey"][0], mentions=OTHER_SERVER_MENTIONS["misskey"][1])]
+    unseen_id = "109999999999"
+    # Posted and edited while nobody listened (the backfill reads it, Mastodon.py gives datetimes), then the same
+    # edit arrives as a status.update event (an ISO string); a delete of a status this process never saw.
+    sessions = [[("status.update", edited5), ("delete", unseen_id), ("update", status(10)),
+                 ("delete", status(9)["id"]), ("hold",)]]
+    fake = FakeMastodon(sessions)
+    fake.timeline = {int(s["id"]): s for s in [status(n) for n in range(5)] + backfilled}
+    instance = fake.start()
+    deletes = f"test.deletes.{uuid.uuid4().hex[:12]}"
+    admin = clients.kafka_admin(settings)
+    admin.create_topics([NewTopic(deletes, 1, 1)])
+    try:
+        mastodon = MastodonSettings(instance=instance, access_token=TOKEN, reconnect_backoff_s=0.05)
+        source = MastodonSource(mastodon, cursor={"last_id": status(4)["id"]})
+        producer = PostProducer(settings, "mastodon", topic=kafka_topic, dlq_topic=dlq_topic, deletes_topic=deletes)
+        items = until(source.items(), lambda item: item.deleted and item.payload["local_id"] == status(9)["id"])
+        summary = run_source(producer, items)
+        producer.close()
+        posts = [decode(r.value) for r in read_topic(settings, kafka_topic)]
+        letters = [json.loads(r.value) for r in read_topic(settings, dlq_topic)]
+        notices = [(r.key, json.loads(r.value)) for r in read_topic(settings, deletes)]
+    finally:
+        fake.stop()
+        admin.delete_topics([deletes])
+        admin.close()
+
+    host = instance.removeprefix("http://")
+    uids = [uri(n) for n in (5, 6, 7, 9, 11, 12, 13, 10)]
+    assert Counter(p.uid for p in posts) == Counter(uids)  # the edit once; the broken status alone is missing
+    assert [letter["reason"] for letter in letters] == ["invalid_field"] and summary.rejected_total == 1
+    assert json.loads(letters[0]["raw"])["uid"] == broken["uri"]  # this status alone; the page went on
+    by_uid = {p.uid: p for p in posts}
+    assert by_uid[uri(5)].text == "Status 5, edited"
+    assert (by_uid[uri(6)].reply_parent, by_uid[uri(6)].reply_root) == (uri(5), uri(5))
+    unseen_parent = f"{instance}/api/v1/statuses/{status(77)['id']}"
+    assert (by_uid[uri(7)].reply_parent, by_uid[uri(7)].reply_root) == (unseen_parent, unseen_parent)
+    assert by_uid[uri(11)].text == "feelings\n\nHappy pride everyone"
+    assert by_uid[uri(12)].text == "My take on this" and by_uid[uri(12)].links == ()
+    assert by_uid[uri(13)].links == () and by_uid[uri(13)].mentions == ("alice@misskey.io",)
+    assert [(key, n["uid"], n["local_id"], n["community"]) for key, n in notices] == [
+        (f"{instance}/api/v1/statuses/{unseen_id}".encode(), f"{instance}/api/v1/statuses/{unseen_id}", unseen_id,
+         host),
+        (uri(9).encode(), uri(9), status(9)["id"], host)]

@@ -4,6 +4,7 @@ that fails for good exits non-zero with its cause."""
 
 from __future__ import annotations
 
+import io
 import os
 import queue
 import re
@@ -13,9 +14,12 @@ import sys
 import threading
 import time
 
-from shared.settings import PROJECT_ROOT
-from stack.processes import owned, pid_alive
+from shared.settings import PROJECT_ROOT, load_settings
+from stack import manager
+from stack.processes import owned, pid_alive, wait_until
+from stack.services import Redis
 from tests.integration.conftest import cli
+from tests.integration.test_superset import free_port
 
 
 def test_cluster_down_stops_every_taskmanager_up_started_whatever_the_settings_say(settings):
@@ -40,6 +44,31 @@ def test_cluster_down_stops_every_taskmanager_up_started_whatever_the_settings_s
     status = subprocess.run([sys.executable, "-m", "shared.cli", "cluster", "status"], cwd=PROJECT_ROOT,
                             capture_output=True, text=True, timeout=60)
     assert status.returncode == 3 and "stray" not in status.stdout
+
+
+def test_stack_down_stops_a_service_whose_pid_file_is_gone(tmp_path, monkeypatch):
+    """A second, private Redis under a scratch state folder: its pid file lost, `status` names the stray and
+    `down` still stops it, found by the mark its process carries."""
+    monkeypatch.setenv("STREAMPULSE_STACK__STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("STREAMPULSE_REDIS__PORT", str(free_port()))
+    monkeypatch.setenv("STREAMPULSE_REDIS__PASSWORD", "stray-test-" + "x" * 20)
+    scratch = load_settings()
+    redis = Redis(scratch)
+    redis.start()
+    pid = redis.pid()
+    try:
+        wait_until(redis.ready, 60, what=f"the scratch Redis at {redis.address}")
+        (scratch.stack.state_path / "run" / "redis.pid").unlink()
+        assert redis.pid() is None and pid_alive(pid)
+        said = io.StringIO()
+        manager.status(scratch, said)
+        assert f"stray: pid {pid} (redis)" in said.getvalue()
+        manager.down(scratch, io.StringIO())
+        assert not pid_alive(pid)
+        assert owned(scratch.stack.state_path / "run") == {}
+    finally:
+        if pid_alive(pid):
+            os.kill(pid, signal.SIGKILL)
 
 
 def lines_of(stream, into: queue.Queue) -> None:

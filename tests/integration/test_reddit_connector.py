@@ -1,9 +1,12 @@
 """The Reddit source against a local fake of Reddit's API: every submission and comment reaches Kafka
-exactly once through a 429, a 503 and a restart from the saved cursor."""
+exactly once through a 429, a 503 and a restart from the saved cursor; real-shaped items (deleted, removed,
+edited, crossposts, markdown around links, long usernames, no author_fullname) as the real API sends them."""
 
 from __future__ import annotations
 
+import json
 import time
+import uuid
 from collections import Counter
 
 import pytest
@@ -12,7 +15,18 @@ from connectors.producer import CursorStore, PostProducer, run_source
 from connectors.reddit import RedditError, RedditSource, check_settings
 from shared.post import decode
 from shared.settings import RedditSettings
-from tests.fakes.reddit import FakeReddit, comment, submission
+from tests.fakes.reddit import (
+    FakeReddit,
+    comment,
+    crosspost,
+    deleted,
+    edited,
+    older,
+    real_comment,
+    real_submission,
+    removed,
+    submission,
+)
 from tests.integration.conftest import read_topic
 
 USER_AGENT = "linux:streampulse-test:0.1 (by /u/streampulse_ci)"
@@ -109,3 +123,77 @@ def test_a_garbage_answer_and_a_nan_timestamp_do_not_stop_the_source(settings, k
     assert (summary.sent, dict(summary.rejected)) == (18, {"invalid_field": 2})
     posts = {decode(r.value).uid for r in read_topic(settings, kafka_topic)}
     assert len(posts) == 18 and items[7]["data"]["name"] not in posts
+
+
+@pytest.fixture
+def deletes_topic(settings):
+    """A fresh topic for the deletion notices."""
+    from kafka.admin import NewTopic
+
+    from shared import clients
+
+    name = f"test.deletes.{uuid.uuid4().hex[:12]}"
+    admin = clients.kafka_admin(settings)
+    admin.create_topics([NewTopic(name, 1, 1)])
+    yield name
+    admin.delete_topics([name])
+    admin.close()
+
+
+def test_real_shaped_items_deletions_and_edits_reach_kafka_once(settings, kafka_topic, dlq_topic, deletes_topic,
+                                                                tmp_path):
+    now = time.time() - 3600
+    parent = real_submission("p0", "pics", now - 600, selftext="the original")
+    subs = [real_submission(f"s{n}", "python", now + n, author=f"poster{n % 3}", selftext=f"body {n}")
+            for n in range(10)]
+    subs[2] = crosspost("s2", "python", now + 2, parent)
+    subs[3] = real_submission("s3", "python", now + 3, selftext="Apply at https://www.reddit.com/jobs. "
+                              "or https://github.com/x/keeping\\_reddit")
+    subs[4] = removed(subs[4])
+    comments = [real_comment(f"c{n}", "python", now + n + 0.5, link="t3_s1", author=f"talker{n % 4}",
+                             body=f"comment {n}") for n in range(10)]
+    comments[1] = deleted(comments[1])
+    comments[2] = real_comment("c2", "python", now + 2.5, link="t3_s1", parent="t1_c0",
+                               author="a_poem_for_your_sprog", body="ode to u/a_poem_for_your_sprog")
+    comments[3] = older(comments[3])
+    comments[5] = real_comment("c5", "python", now + 5.5, link="t3_s1", body="[removed]", author="[deleted]")
+    fake = FakeReddit({"/r/python/new": subs, "/r/python/comments": comments}, initial_reveal=100)
+    url = fake.start()
+    cursor_store = CursorStore(tmp_path / "reddit.json")
+
+    def run(polls: int) -> RedditSource:
+        source = RedditSource(settings_for(url), cursor=cursor_store.load(), polls=polls)
+        producer = PostProducer(settings, "reddit", topic=kafka_topic, dlq_topic=dlq_topic,
+                                deletes_topic=deletes_topic)
+        summary = run_source(producer, source.items(), cursor_store=cursor_store)
+        producer.close()
+        assert summary.errors == 0 and summary.rejected_total == 0
+        return source
+
+    try:
+        first = run(polls=2)
+        with fake.lock:  # between the runs: one comment edited (then seen on three polls), one submission deleted
+            comments[6] = edited(comments[6], "comment 6, corrected", now + 900)
+            subs[7] = deleted(subs[7])
+        run(polls=3)
+    finally:
+        fake.stop()
+
+    posts = [decode(r.value) for r in read_topic(settings, kafka_topic)]
+    gone = {"t3_s4", "t1_c1", "t1_c5"}
+    expected = Counter({f"t3_s{n}": 1 for n in range(10)} | {f"t1_c{n}": 1 for n in range(10)})
+    expected = Counter({uid: 1 for uid in expected if uid not in gone}) + Counter({"t1_c6": 1})  # + the edit
+    assert Counter(p.uid for p in posts) == expected
+    notices = [(r.key.decode(), json.loads(r.value)) for r in read_topic(settings, deletes_topic)]
+    assert sorted((key, n["uid"], n["reason"]) for key, n in notices) == [
+        ("t1_c1", "t1_c1", "deleted"), ("t1_c5", "t1_c5", "removed"), ("t3_s4", "t3_s4", "removed"),
+        ("t3_s7", "t3_s7", "deleted")]
+    assert all(p.text.strip() not in ("[deleted]", "[removed]") and p.author_id != "[deleted]" for p in posts)
+    by_uid = {p.uid: p for p in posts}  # the last version of each
+    assert by_uid["t1_c6"].text == "comment 6, corrected"
+    assert [p.text for p in posts if p.uid == "t1_c6"] == ["comment 6", "comment 6, corrected"]
+    assert by_uid["t3_s2"].links == () and by_uid["t3_s2"].text == "A title"  # the crosspost's /r/… url
+    assert by_uid["t3_s3"].links == ("https://www.reddit.com/jobs", "https://github.com/x/keeping_reddit")
+    assert by_uid["t1_c2"].mentions == ("a_poem_for_your_sprog",)
+    assert by_uid["t1_c3"].author_id == "u/talker3" and first.author_fallbacks == 1
+    assert all(p.author_id.startswith("t2_") for uid, p in by_uid.items() if uid != "t1_c3")

@@ -14,12 +14,13 @@ import pytest
 
 from shared import clients
 from shared.settings import PROJECT_ROOT, load_settings
-from stack.processes import pid_alive
+from stack.processes import owned, pid_alive
 
-PORTS = {"KAFKA__PORT": 29092, "KAFKA__CONTROLLER_PORT": 29093, "POSTGRES__PORT": 25432,
+PORTS = {"KAFKA__PORT": 29092, "KAFKA__CONTROLLER_PORT": 29093, "KAFKA__INTERNAL_PORT": 29094, "POSTGRES__PORT": 25432,
          "REDIS__PORT": 26379, "MINIO__PORT": 29000, "MINIO__CONSOLE_PORT": 29001, "PROMETHEUS__PORT": 29090}
 SECRETS = ("POSTGRES__ADMIN_PASSWORD", "POSTGRES__WRITER_PASSWORD", "POSTGRES__READER_PASSWORD",
-           "REDIS__PASSWORD", "MINIO__ACCESS_KEY", "MINIO__SECRET_KEY")
+           "REDIS__PASSWORD", "MINIO__ACCESS_KEY", "MINIO__SECRET_KEY", "KAFKA__ADMIN_PASSWORD",
+           "KAFKA__PRODUCER_PASSWORD", "KAFKA__JOBS_PASSWORD", "KAFKA__BROKER_PASSWORD")
 
 
 @pytest.fixture
@@ -70,6 +71,7 @@ def test_up_is_idempotent_keeps_data_and_down_stops_everything(private_stack):
     for name in running:
         assert re.search(rf"^{name}\s+down\s", status.stdout, re.MULTILINE), status.stdout
     assert not any(pid_alive(pid) for pid in running.values())
+    assert owned(private_stack / "run") == {}  # nothing of this stack left, children included
 
     back = cli("stack", "up")
     assert back.returncode == 0, back.stderr

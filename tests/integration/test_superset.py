@@ -18,6 +18,7 @@ import yaml
 
 from shared import clients
 from shared.settings import PROJECT_ROOT, load_settings
+from stack.processes import owned
 from stack.services import apt_install
 from stack.superset import BUNDLE, Superset
 from tests.integration.conftest import cli
@@ -85,7 +86,10 @@ def superset(settings, tmp_path, monkeypatch, filled_postgres):
         cli("superset", "up")
         yield Superset(load_settings())
     finally:
+        # `down` stops the Superset `up` started even when the settings no longer name its port.
+        monkeypatch.delenv("STREAMPULSE_SUPERSET__PORT")
         cli("superset", "down")
+    assert owned(settings.stack.state_path / "run", "superset-") == {}
 
 
 def test_the_dashboards_import_into_a_fresh_superset_and_render_every_chart(superset):
