@@ -61,6 +61,8 @@ def prepare_process_environment(settings: Settings) -> None:
     # Without FLINK_HOME, PyFlink's gateway launcher looks for it and on the way resets FLINK_PLUGINS_DIR
     # to the wheel's own plugins folder (pyflink/find_flink_home.py), which has no S3 filesystem.
     os.environ.setdefault("FLINK_HOME", str(Path(pyflink.__file__).parent))
+    # The gateway's logging: all to its log file, errors only on the terminal (flink-conf/log4j-cli.properties).
+    os.environ.setdefault("LOG4J_PROPERTIES", str(PROJECT_ROOT / "flink-conf" / "log4j-cli.properties"))
 
 
 def job_config(settings: Settings, job_name: str) -> dict[str, str]:
@@ -240,6 +242,9 @@ def execute(env, job_name: str, *, progress_s: float = 30.0) -> None:
         log.warning("%s runs unwatched: no REST endpoint (%s)", job_name, exc.java_exception)
     try:
         client.get_job_execution_result().result()
+        if watch is not None and watch.state != "FINISHED":  # a bounded run: the mini-cluster may be gone
+            watch.state = "FINISHED"
+            watch.say("FINISHED")
     except Py4JJavaError as exc:
         raise JobFailed(f"{job_name} FAILED: {root_cause(_stack_of(exc.java_exception))}") from None
     finally:

@@ -39,7 +39,8 @@ def run(settings: Settings, sample: Path = SAMPLE) -> int:
         producer.close()
         print(f"[demo] {producer.summary.line()} → Kafka topic {topic} ({time.monotonic() - step:.1f}s)",
               file=sys.stderr)
-        print("[demo] running the trending job on the embedded Flink mini-cluster (about a minute)", file=sys.stderr)
+        print("[demo] running the trending job on the embedded Flink mini-cluster (about half a minute)",
+              file=sys.stderr)
         step = time.monotonic()
         trending.main(["--bounded", "--topic", topic, "--group-id", f"demo-{run_id}"])
         print(f"[demo] the trending job finished in {time.monotonic() - step:.1f}s", file=sys.stderr)
