@@ -40,30 +40,34 @@ def cluster(settings):
     cli("cluster", "down")
 
 
-@pytest.fixture
-def kafka_topic(settings):
-    """A fresh topic for one test, deleted afterwards."""
+def fresh_topic(settings, prefix: str, partitions: int):
+    """A topic no other test uses, deleted when the fixture that yields it ends."""
     from kafka.admin import NewTopic
 
-    name = f"test.{uuid.uuid4().hex[:12]}"
+    name = f"{prefix}.{uuid.uuid4().hex[:12]}"
     admin = clients.kafka_admin(settings)
-    admin.create_topics([NewTopic(name, 2, 1)])
+    admin.create_topics([NewTopic(name, partitions, 1)])
     yield name
     admin.delete_topics([name])
     admin.close()
+
+
+@pytest.fixture
+def kafka_topic(settings):
+    """A fresh topic for one test, deleted afterwards."""
+    yield from fresh_topic(settings, "test", 2)
 
 
 @pytest.fixture
 def dlq_topic(settings):
     """A second fresh topic, for a test's dead letters."""
-    from kafka.admin import NewTopic
+    yield from fresh_topic(settings, "test.dlq", 1)
 
-    name = f"test.dlq.{uuid.uuid4().hex[:12]}"
-    admin = clients.kafka_admin(settings)
-    admin.create_topics([NewTopic(name, 1, 1)])
-    yield name
-    admin.delete_topics([name])
-    admin.close()
+
+@pytest.fixture
+def deletes_topic(settings):
+    """A fresh topic for a test's deletion notices."""
+    yield from fresh_topic(settings, "test.deletes", 1)
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import threading
-import uuid
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
@@ -142,11 +141,7 @@ def until(items, last):
 
 
 def test_real_shaped_backfill_and_stream_edits_replies_deletes_and_a_broken_status(settings, kafka_topic,
-                                                                                   dlq_topic):
-    from kafka.admin import NewTopic
-
-    from shared import clients
-
+                                                                                   dlq_topic, deletes_topic):
     edited5 = edit(status(5), "<p>Status 5, edited</p>", datetime.now(UTC) - timedelta(minutes=5))
     broken = status(8, uri={"id": "https://bridge.example/objects/8", "type": "Note"})  # a JSON-LD object
     backfilled = [edited5, reply(6, status(5)), reply(7, status(77)), broken, status(9),
@@ -160,23 +155,19 @@ def test_real_shaped_backfill_and_stream_edits_replies_deletes_and_a_broken_stat
     fake = FakeMastodon(sessions)
     fake.timeline = {int(s["id"]): s for s in [status(n) for n in range(5)] + backfilled}
     instance = fake.start()
-    deletes = f"test.deletes.{uuid.uuid4().hex[:12]}"
-    admin = clients.kafka_admin(settings)
-    admin.create_topics([NewTopic(deletes, 1, 1)])
     try:
         mastodon = MastodonSettings(instance=instance, access_token=TOKEN, reconnect_backoff_s=0.05)
         source = MastodonSource(mastodon, cursor={"last_id": status(4)["id"]})
-        producer = PostProducer(settings, "mastodon", topic=kafka_topic, dlq_topic=dlq_topic, deletes_topic=deletes)
+        producer = PostProducer(settings, "mastodon", topic=kafka_topic, dlq_topic=dlq_topic,
+                                deletes_topic=deletes_topic)
         items = until(source.items(), lambda item: item.deleted and item.payload["local_id"] == status(9)["id"])
         summary = run_source(producer, items)
         producer.close()
         posts = [decode(r.value) for r in read_topic(settings, kafka_topic)]
         letters = [json.loads(r.value) for r in read_topic(settings, dlq_topic)]
-        notices = [(r.key, json.loads(r.value)) for r in read_topic(settings, deletes)]
+        notices = [(r.key, json.loads(r.value)) for r in read_topic(settings, deletes_topic)]
     finally:
         fake.stop()
-        admin.delete_topics([deletes])
-        admin.close()
 
     host = instance.removeprefix("http://")
     uids = [uri(n) for n in (5, 6, 7, 9, 11, 12, 13, 10)]

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
 from collections import Counter
 
 import pytest
@@ -123,21 +122,6 @@ def test_a_garbage_answer_and_a_nan_timestamp_do_not_stop_the_source(settings, k
     assert (summary.sent, dict(summary.rejected)) == (18, {"invalid_field": 2})
     posts = {decode(r.value).uid for r in read_topic(settings, kafka_topic)}
     assert len(posts) == 18 and items[7]["data"]["name"] not in posts
-
-
-@pytest.fixture
-def deletes_topic(settings):
-    """A fresh topic for the deletion notices."""
-    from kafka.admin import NewTopic
-
-    from shared import clients
-
-    name = f"test.deletes.{uuid.uuid4().hex[:12]}"
-    admin = clients.kafka_admin(settings)
-    admin.create_topics([NewTopic(name, 1, 1)])
-    yield name
-    admin.delete_topics([name])
-    admin.close()
 
 
 def test_real_shaped_items_deletions_and_edits_reach_kafka_once(settings, kafka_topic, dlq_topic, deletes_topic,
