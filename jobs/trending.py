@@ -73,9 +73,11 @@ return 1
 
 TREND_ROW = Types.ROW_NAMED(
     ["window_start_ms", "window_end_ms", "keyword", "trend_rank", "posts", "authors", "baseline_mean",
-     "baseline_std", "z", "sample_uids"],
+     "baseline_std", "z", "sample_uids", "evidence", "evidence_start_ms", "evidence_posts", "evidence_expected",
+     "p_value"],
     [Types.LONG(), Types.LONG(), Types.STRING(), Types.INT(), Types.LONG(), Types.LONG(),
-     Types.DOUBLE(), Types.DOUBLE(), Types.DOUBLE(), Types.STRING()])
+     Types.DOUBLE(), Types.DOUBLE(), Types.DOUBLE(), Types.STRING(), Types.STRING(), Types.LONG(), Types.LONG(),
+     Types.DOUBLE(), Types.DOUBLE()])
 KEYWORD_ROW = Types.ROW_NAMED(["window_kind", "window_start_ms", "window_end_ms", "keyword", "posts", "authors", "z"],
                               [Types.STRING(), Types.LONG(), Types.LONG(), Types.STRING(), Types.LONG(),
                                Types.LONG(), Types.DOUBLE()])
@@ -110,7 +112,9 @@ class RedisTrendPublisher:
         for position, d in ranked:
             fields = {"window_start": d.window_start_ms, "window_end": d.window_end_ms, "rank": position,
                       "posts": d.posts, "authors": d.authors, "baseline_mean": round(d.expected, 6),
-                      "baseline_std": round(d.std, 6), "z": round(d.z, 6), "sample_uids": json.dumps(list(d.samples))}
+                      "baseline_std": round(d.std, 6), "z": round(d.z, 6), "sample_uids": json.dumps(list(d.samples)),
+                      "evidence": d.evidence, "evidence_start": d.evidence_start_ms, "evidence_posts": d.evidence_posts,
+                      "evidence_expected": round(d.evidence_expected, 6), "p_value": d.p_value}
             self.upsert_keyword(keys=[REDIS_KEYWORD + d.keyword],
                                 args=[window_end, self.ttl_s, *[x for kv in fields.items() for x in kv]])
 
@@ -246,11 +250,16 @@ class CountAndScore(MinuteStage):
         decisions, updated = [], {}
         window_posts, min_posts, settings = totals[ALL_SOURCES], self.settings.min_posts, self.settings
         cache, stored = self.baseline_cache, self.baselines
+        newest = minutes[-1] if minutes and minutes[-1].index == end - 1 else None  # the minute tests' minute
+        newest_keywords = newest.keywords if newest is not None else {}
+        newest_total = newest.totals.get(ALL_SOURCES, 0) if newest is not None else 0
         for keyword, count in window.items():
             held = cache.get(keyword)
             baseline = Baseline(*held) if held is not None else _baseline(stored.get(keyword))
+            in_minute = newest_keywords.get(keyword)
             row = WindowRow(keyword, end, start_ms, end_ms, count.posts, count.authors, window_posts, count.samples,
-                            progress.first_window)
+                            progress.first_window, in_minute.posts if in_minute else 0, newest_total,
+                            len(in_minute.authors) if in_minute else 0)
             if count.posts < min_posts:  # can neither trend nor be watched: the baseline moves on, no score
                 baseline = advance(baseline, row, settings)
             else:
@@ -267,7 +276,8 @@ class CountAndScore(MinuteStage):
             self.trends_emitted.inc(len(ranked))
             for position, d in ranked:
                 yield TRENDS, Row(d.window_start_ms, d.window_end_ms, d.keyword, position, d.posts, d.authors,
-                                  d.expected, d.std, d.z, json.dumps(list(d.samples)))
+                                  d.expected, d.std, d.z, json.dumps(list(d.samples)), d.evidence,
+                                  d.evidence_start_ms, d.evidence_posts, d.evidence_expected, d.p_value)
         for d in watch_list(decisions, self.settings):
             yield KEYWORDS, Row("hop", start_ms, end_ms, d.keyword, d.posts, d.authors, d.z)
             _, written = progress.watched.get(d.keyword, (end, end - overlap - 1))

@@ -1,8 +1,9 @@
 """Volume job: posts per minute for every source, language and community, and their anomalies.
 
     social.posts ─► minute batches (JVM) ─► count per series (Python, one stage) ─► Postgres volume_windows
-                                              └► score (keyed by series, EWMA z-score; timers score silent
-                                                 minutes) ─► Postgres volume_anomalies, Kafka volume.anomalies
+                                              └► score (keyed by series: seasonal negative binomial, outage
+                                                 CUSUM; timers score silent minutes) ─► Postgres volume_anomalies,
+                                                 volume_outages, Kafka volume.anomalies
     social.posts.dlq (JSON) ─► TUMBLE count per source and reason ─► Postgres rejected_posts
 
 The topic is read as the trending job reads it (sql/flink/posts_by_minute.sql, shared/minute_stage.py):
@@ -10,9 +11,16 @@ each minute's records reach one Python stage in a few batches, which decodes the
 a valid post), counts the distinct posts of every series and hands each series' minute on; the maths is
 in shared/volume.py. A series that goes silent sends no rows at all, so each series keeps an event-time
 timer for its next window: when the watermark passes that window and no row came, the window is scored as
-0 posts (a drop), for as long as the baseline still expects posts. A row that arrives after silent minutes
+0 posts, for as long as the baseline still expects posts. A row that arrives after silent minutes
 its timers have not scored yet (one watermark closing several minutes) scores them first, so the result
 does not depend on how the watermark advanced.
+
+When every producer stops, nothing moves the watermark and no timer fires: the outage the job exists to
+notice would be invisible. So the counting stage keeps a processing-time heartbeat: when the watermark has
+stood still for `silence_after_s` while the stream was live (within `live_lag_s` of the wall clock when it
+stopped), event time is taken to go on with the wall clock: the open minutes are closed as they end by the
+clock, and every series seen in the last day gets a row of 0 posts for each of them, which the scoring stage
+scores like any other row. A replay of old posts is never live, so a bounded run does not depend on the clock.
 
     streampulse run volume -- [--bounded] [--topic social.posts] [--anomalies-topic volume.anomalies]
                               [--dlq-topic social.posts.dlq]
@@ -30,14 +38,14 @@ if __package__ in (None, ""):  # `flink run -py jobs/volume.py`: make the projec
     sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent.parent))
 
 from pyflink.common import Row, Types
-from pyflink.datastream import KeyedProcessFunction, RuntimeContext
+from pyflink.datastream import KeyedProcessFunction, OutputTag, RuntimeContext, TimeDomain
 from pyflink.datastream.state import ValueStateDescriptor
 
 from shared.flink import add_sql, execute, interval, jdbc_options, posts_source_values, stream_env
 from shared.minute_stage import QUARANTINE, MinuteStage
 from shared.post import SocialPost
 from shared.settings import Settings, load_settings
-from shared.volume import VolumeDecision, VolumeSettings, observe, series_of, still_expected
+from shared.volume import Outage, VolumeDecision, VolumeSettings, observe, series_of, still_expected
 
 log = logging.getLogger(__name__)
 
@@ -45,9 +53,15 @@ END_OF_INPUT = 2**63 - 1  # the watermark a bounded source sends last: no later 
 
 ANOMALY_ROW = Types.ROW_NAMED(
     ["dimension", "series", "window_start_ms", "window_end_ms", "posts", "baseline_mean", "baseline_std", "z",
-     "direction", "severity"],
+     "direction", "severity", "p_value"],
     [Types.STRING(), Types.STRING(), Types.LONG(), Types.LONG(), Types.LONG(), Types.DOUBLE(), Types.DOUBLE(),
-     Types.DOUBLE(), Types.STRING(), Types.STRING()])
+     Types.DOUBLE(), Types.STRING(), Types.STRING(), Types.DOUBLE()])
+OUTAGE_ROW = Types.ROW_NAMED(
+    ["dimension", "series", "outage_start_ms", "last_window_end_ms", "expected_posts", "observed_posts", "p_value",
+     "severity", "ongoing"],
+    [Types.STRING(), Types.STRING(), Types.LONG(), Types.LONG(), Types.DOUBLE(), Types.LONG(), Types.DOUBLE(),
+     Types.STRING(), Types.BOOLEAN()])
+OUTAGES = OutputTag("outages", OUTAGE_ROW)
 
 
 SERIES_ROW = Types.ROW_NAMED(["dimension", "series", "window_start_ms", "window_end_ms", "posts"],
@@ -55,9 +69,56 @@ SERIES_ROW = Types.ROW_NAMED(["dimension", "series", "window_start_ms", "window_
 
 
 class CountSeries(MinuteStage):
-    """Distinct posts per series and minute (shared/volume.py series_of), out when the minute closes."""
+    """Distinct posts per series and minute (shared/volume.py series_of), out when the minute closes; and the
+    heartbeat that closes minutes by the wall clock when a live stream stops (see the module docstring)."""
 
     job = "volume"
+
+    def __init__(self, topic: str, settings: VolumeSettings):
+        super().__init__(topic, settings.tumble_s)
+        self.settings = settings
+
+    def open(self, runtime_context: RuntimeContext):
+        super().open(runtime_context)
+        pickled = Types.PICKLED_BYTE_ARRAY()
+        # (watermark, wall-clock ms when the heartbeat first saw it): how long the watermark has stood still
+        self.still = runtime_context.get_state(ValueStateDescriptor("watermark-since", pickled))
+        # series → the last minute it had posts: who gets a row of 0 posts for a minute closed by the clock
+        self.known = runtime_context.get_state(ValueStateDescriptor("series-seen", pickled))
+        self.closed_by_clock = runtime_context.get_metrics_group().counter("minutesClosedByClock")
+        self.silent_from: int | None = None  # the first minute the heartbeat closed, for after_close
+
+    def process_element(self, value, ctx):
+        yield from super().process_element(value, ctx)
+        ctx.timer_service().register_processing_time_timer(self._next_beat(ctx.timer_service().current_processing_time()))
+
+    def on_timer(self, timestamp: int, ctx):
+        if ctx.time_domain() == TimeDomain.PROCESSING_TIME:
+            yield from self._heartbeat(timestamp, ctx)
+        else:
+            yield from super().on_timer(timestamp, ctx)
+
+    def _heartbeat(self, now_ms: int, ctx):
+        watermark = ctx.timer_service().current_watermark()
+        still = self.still.value()
+        if still is None or still[0] != watermark:
+            still = (watermark, now_ms)
+            self.still.update(still)
+        stood_ms, lag_ms = now_ms - still[1], (self.settings.live_lag_s + self.settings.watermark_s) * 1000
+        if watermark < END_OF_INPUT and stood_ms >= self.settings.silence_after_s * 1000 \
+                and 0 <= still[1] - watermark <= lag_ms:
+            # Event time goes on with the wall clock since the watermark stopped: close what has ended since.
+            closed = self.closed_state.value()
+            through = (watermark + stood_ms + 1) // self.tumble_ms - 1
+            if closed is None or through > closed:
+                self.silent_from = closed + 1 if closed is not None else through
+                self.closed_by_clock.inc(through - self.silent_from + 1)
+                yield from self.close_until(through, ctx)
+        ctx.timer_service().register_processing_time_timer(self._next_beat(now_ms))
+
+    def _next_beat(self, now_ms: int) -> int:
+        # One timer per window of wall time (a timer at an instant already registered is registered once).
+        return (now_ms // self.tumble_ms + 1) * self.tumble_ms + self.tumble_ms // 2
 
     def count(self, index: int, posts: list[SocialPost]) -> dict[tuple[str, str], int]:
         counts: dict[tuple[str, str], int] = {}
@@ -74,9 +135,25 @@ class CountSeries(MinuteStage):
         return counts
 
     def close_minute(self, index: int, counts: dict[tuple[str, str], int], ctx):
+        known = self.known.value() or {}
+        for series in counts:
+            known[series] = index
+        horizon = index - 86_400 // self.settings.tumble_s  # a day of windows
+        self.known.update({series: last for series, last in known.items() if last > horizon})
         start = index * self.tumble_ms
         for (dimension, series), posts in sorted(counts.items()):
             yield Row(dimension, series, start, start + self.tumble_ms, posts)
+
+    def after_close(self, closed: int, ctx):
+        """After minutes closed by the clock: a row of 0 posts for every known series in each silent minute."""
+        silent_from, self.silent_from = self.silent_from, None
+        if silent_from is None:
+            return
+        known = self.known.value() or {}
+        for index in range(silent_from, closed + 1):
+            start = index * self.tumble_ms
+            for dimension, series in sorted(s for s, last in known.items() if last < index):
+                yield Row(dimension, series, start, start + self.tumble_ms, 0)
 
 
 class ScoreSeries(KeyedProcessFunction):
@@ -116,15 +193,23 @@ class ScoreSeries(KeyedProcessFunction):
         self.baseline.update(state)
         if still_expected(state, self.settings):
             ctx.timer_service().register_event_time_timer((index + 2) * self.window_ms - 1)
+        key = ctx.get_current_key()
         if decision.is_anomaly:
             self.anomalies.inc()
-            yield self._row(decision, ctx.get_current_key())
+            yield self._row(decision, key)
+        if decision.outage is not None:
+            yield OUTAGES, self._outage_row(decision.outage, key)
 
     def _row(self, decision: VolumeDecision, key: str) -> Row:
         dimension, series = key.split("|", 1)  # the key_by below: dimension|series
         start = decision.window_index * self.window_ms
         return Row(dimension, series, start, start + self.window_ms, decision.posts, decision.expected,
-                   decision.std, decision.z, decision.direction, decision.severity)
+                   decision.std, decision.z, decision.direction, decision.severity, decision.p_value)
+
+    def _outage_row(self, outage: Outage, key: str) -> Row:
+        dimension, series = key.split("|", 1)
+        return Row(dimension, series, outage.start_index * self.window_ms, (outage.last_index + 1) * self.window_ms,
+                   outage.expected_posts, outage.observed_posts, outage.p_value, outage.severity, outage.ongoing)
 
 
 def build(settings: Settings, *, topic: str, anomalies_topic: str, dlq_topic: str, bounded: bool, group_id: str):
@@ -143,12 +228,13 @@ def build(settings: Settings, *, topic: str, anomalies_topic: str, dlq_topic: st
     # The only Table → DataStream hand-off for the posts: the topic is read once, by this one pipeline.
     counted = (t_env.to_data_stream(t_env.from_path("posts_by_minute"))
                .key_by(lambda r: 0, key_type=Types.INT())
-               .process(CountSeries(topic, volume.tumble_s), output_type=SERIES_ROW)
+               .process(CountSeries(topic, volume), output_type=SERIES_ROW)
                .uid("count-series").name("Count posts per series and minute"))
     anomalies = (counted.key_by(lambda r: f"{r.dimension}|{r.series}", key_type=Types.STRING())
                  .process(ScoreSeries(volume), output_type=ANOMALY_ROW)
-                 .uid("score-series").name("Score volume series (EWMA z-score, silent minutes)"))
+                 .uid("score-series").name("Score volume series (seasonal NB, outages, silent minutes)"))
     views = {"volume_window_rows": counted, "volume_anomaly_rows": anomalies,
+             "volume_outage_rows": anomalies.get_side_output(OUTAGES),
              "quarantined_rows": counted.get_side_output(QUARANTINE)}
     for name, stream in views.items():
         t_env.create_temporary_view(name, t_env.from_data_stream(stream))

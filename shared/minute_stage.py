@@ -135,7 +135,10 @@ class MinuteStage(KeyedProcessFunction):
             ctx.timer_service().register_event_time_timer((index + 1) * self.tumble_ms - 1)
 
     def on_timer(self, timestamp: int, ctx):
-        closed = (timestamp + 1) // self.tumble_ms - 1
+        yield from self.close_until((timestamp + 1) // self.tumble_ms - 1, ctx)
+
+    def close_until(self, closed: int, ctx):
+        """Close every minute up to `closed` (the watermark passed it, or a job decided the stream has stopped)."""
         pending: dict[int, list[str]] = {}
         for key in list(self.batches.keys()):
             pending.setdefault(int(key.split("/")[0]), []).append(key)

@@ -25,6 +25,23 @@ and how this answers:
 - one account posting a hundred times is not a trend: `min_authors` distinct authors are required;
 - absent windows count as 0 and are applied in closed form, without a timer per idle key:
   k zero observations of the EWMA take (m, v) to ((1−a)^k·m, (1−a)^k·(v + m²·(1 − (1−a)^k))).
+
+A 5-minute window is slow to show a rise: a rare word at 2 posts a minute that triples adds 4 a minute, and its
+window passes p ≤ 1e-8 only after minutes of burst; a strong burst is diluted by the four quiet minutes in its
+window. Two more tests read the same baseline, each held to the same false-alert probability (issue 18):
+- the minute test: the window's newest minute alone, x₁ against λ₁ = the baseline's share × the minute's posts,
+  with the same z and Poisson-tail rule — a strong burst fires one minute after it starts;
+- the sequential test: a Poisson CUSUM on the minute counts, S ← max(0, S + (x₁·ln ρ − (ρ − 1)·λ₁) / φ), the
+  log-likelihood ratio of "the rate is ρ× the baseline" against "it is the baseline", accumulated over the minutes
+  of a rise: moderate rises of rare words pile up evidence minute by minute. The chance that an excursion ever
+  reaches S is at most e^−S (Wald), so the alarm is S ≥ h = ln(1 / sequential_max_p_value), and e^−S is its p.
+  S is capped at h: a trend lasts while the evidence keeps coming, not for hours after one huge minute.
+In a minute written by fewer than min_authors people, x₁ counts one post per author: one account posting a
+hundred times in a minute is one post of evidence, as min_authors makes it for the window.
+Both scale by φ = max(1, the window counts' variance / mean): real keyword counts are overdispersed, and a
+Poisson test on them would fire on ordinary noise (quasi-Poisson). λ₁ is floored at min_expected / overlap, so a
+keyword the baseline barely knows does not gain evidence from an occasional post. Every trend names its evidence
+(window, minute or sequential), its span, what was observed and expected there, and p.
 """
 
 from __future__ import annotations
@@ -52,6 +69,11 @@ class TrendingSettings(BaseModel):
     max_p_value: Annotated[float, Field(gt=0, lt=1, description="a probability between 0 and 1, e.g. 1e-8")] = 1e-8
     min_expected: Annotated[float, Field(gt=0, description="posts per window, a positive number")] = 1.0
     share_mode: bool = True
+    minute_test: bool = True  # also score each window's newest minute (see the module docstring)
+    sequential_test: bool = True  # and the Poisson CUSUM on the minute counts
+    sequential_ratio: Annotated[float, Field(gt=1, description="the rise the sequential test seeks, a ratio > 1")] = 3.0
+    minute_max_p_value: Annotated[float, Field(gt=0, lt=1, description="a probability between 0 and 1")] = 1e-6
+    sequential_max_p_value: Annotated[float, Field(gt=0, lt=1, description="a probability between 0 and 1")] = 1e-8
     top_n: Annotated[int, Field(ge=1, description="a whole number ≥ 1")] = 20
     redis_ttl_s: Annotated[int, Field(ge=1, description="seconds, a whole number ≥ 1")] = 3600
     # What PostgreSQL receives besides the trends (shared/keyword_windows.py): each minute's most frequent
@@ -92,6 +114,9 @@ class WindowRow(NamedTuple):
     window_posts: int  # all posts in the window, the denominator of the share
     samples: tuple[str, ...] = ()
     stream_first_index: int | None = None  # the first window the job saw (any keyword); None = this row's
+    minute_posts: int = 0  # the keyword's posts in the window's newest minute
+    minute_total: int = 0  # all posts in that minute
+    minute_authors: int = 0  # the keyword's distinct authors in that minute
 
 
 class Baseline(NamedTuple):
@@ -101,6 +126,11 @@ class Baseline(NamedTuple):
     folded_until: int | None = None  # the last window index already in mean/var
     windows: int = 0  # how many windows (absent ones included) are in mean/var
     pending: tuple[tuple[int, float], ...] = ()  # (index, value) still inside the scoring window
+    last_index: int | None = None  # the last window observed: the minutes between are absent ones
+    evidence: float = 0.0  # the sequential test's S, in nats
+    evidence_from: int | None = None  # the window whose newest minute began the current excursion of S
+    evidence_posts: int = 0  # posts and expected posts in the minutes of that excursion
+    evidence_expected: float = 0.0
 
 
 class TrendDecision(NamedTuple):
@@ -115,6 +145,11 @@ class TrendDecision(NamedTuple):
     is_trend: bool
     samples: tuple[str, ...] = ()
     warm: bool = True  # the stream has the history the score needs (min_history_windows): z means something
+    evidence: str = ""  # what made it a trend: "window", "minute" or "sequential" ("" when it is not one)
+    p_value: float = 1.0  # of that evidence
+    evidence_start_ms: int = 0  # the span the evidence covers, to window_end_ms
+    evidence_posts: int = 0  # posts in that span (shared.trends.minute_count for the minute tests), and expected
+    evidence_expected: float = 0.0
 
 
 def decay(mean: float, var: float, k: int, alpha: float) -> tuple[float, float]:
@@ -133,7 +168,7 @@ def ewma_step(mean: float, var: float, x: float, alpha: float) -> tuple[float, f
 
 def fold(state: Baseline, up_to: int, alpha: float) -> Baseline:
     """Move every pending window with index ≤ up_to into mean/var, zeros for the gaps between them."""
-    mean, var, first_index, done, n, pending = state
+    mean, var, _, done, n, pending = state[:6]
     if (not pending or pending[0][0] > up_to) and (done is None or done >= up_to):
         return state  # nothing to fold (pending is in window order)
     keep: tuple = ()
@@ -151,7 +186,7 @@ def fold(state: Baseline, up_to: int, alpha: float) -> Baseline:
     if done is not None and done < up_to:
         mean, var, n = absent_windows(mean, var, n, up_to - done, alpha)  # absent windows up to the edge count as 0
         done = up_to
-    return Baseline(mean, var, first_index, done, n, keep)
+    return state._replace(mean=mean, var=var, folded_until=done, windows=n, pending=keep)
 
 
 def absent_windows(mean: float, var: float, n: int, k: int, alpha: float) -> tuple[float, float, int]:
@@ -199,18 +234,83 @@ def observe(state: Baseline | None, row: WindowRow, settings: TrendingSettings) 
         z = z_score(row.posts, expected, variance)
     history = row.window_index - (state.first_index if state.first_index is not None else row.window_index)
     warm = state.folded_until is not None and history >= settings.min_history_windows
-    is_trend = (warm
-                and row.posts >= settings.min_posts and row.authors >= settings.min_authors
-                and z >= settings.z_threshold
-                and poisson_tail(row.posts, max(expected, settings.min_expected)) <= settings.max_p_value)
-    return _queued(state, row, settings), TrendDecision(row.keyword, row.window_start_ms, row.window_end_ms, row.posts,
-                                                        row.authors, expected, std, z, is_trend, row.samples, warm)
+    state, minute_expected, dispersion = _sequential_step(state, row, settings)
+    decision = TrendDecision(row.keyword, row.window_start_ms, row.window_end_ms, row.posts, row.authors, expected,
+                             std, z, False, row.samples, warm)
+    if warm and row.posts >= settings.min_posts and row.authors >= settings.min_authors:
+        decision = _evidence(decision, state, row, settings, minute_expected, dispersion)
+    return _queued(state, row, settings), decision
+
+
+def minute_count(row: WindowRow, settings: TrendingSettings) -> int:
+    """x₁ of the minute tests: the newest minute's posts, or one per author when fewer than min_authors wrote them."""
+    return row.minute_posts if row.minute_authors >= settings.min_authors else row.minute_authors
+
+
+def _evidence(decision: TrendDecision, state: Baseline, row: WindowRow, settings: TrendingSettings,
+              minute_expected: float, dispersion: float) -> TrendDecision:
+    """The first test that passes, in the order window, minute, sequential: is_trend, and what it saw."""
+    if decision.z >= settings.z_threshold:
+        p = poisson_tail(int(row.posts / dispersion), max(decision.expected, settings.min_expected) / dispersion)
+        if p <= settings.max_p_value:
+            return decision._replace(is_trend=True, evidence="window", p_value=p,
+                                     evidence_start_ms=row.window_start_ms, evidence_posts=row.posts,
+                                     evidence_expected=decision.expected)
+    minute_ms = (row.window_end_ms - row.window_start_ms) // settings.overlap
+    x = minute_count(row, settings)
+    if settings.minute_test and z_score(x, minute_expected, dispersion * minute_expected) >= settings.z_threshold:
+        p = poisson_tail(x, minute_expected)
+        if p <= settings.minute_max_p_value:
+            return decision._replace(is_trend=True, evidence="minute", p_value=p,
+                                     evidence_start_ms=row.window_end_ms - minute_ms,
+                                     evidence_posts=x, evidence_expected=minute_expected)
+    if settings.sequential_test and state.evidence >= -math.log(settings.sequential_max_p_value):
+        return decision._replace(is_trend=True, evidence="sequential", p_value=math.exp(-state.evidence),
+                                 evidence_start_ms=row.window_end_ms - (row.window_index - state.evidence_from + 1)
+                                 * minute_ms,
+                                 evidence_posts=state.evidence_posts, evidence_expected=state.evidence_expected)
+    return decision
 
 
 def advance(state: Baseline | None, row: WindowRow, settings: TrendingSettings) -> Baseline:
     """The baseline `observe` leaves behind, without the score: for a row that can neither trend nor be
     watched (fewer than min_posts posts), which is most of a long-tailed vocabulary's rows."""
-    return _queued(_folded(state, row, settings), row, settings)
+    state, _, _ = _sequential_step(_folded(state, row, settings), row, settings)
+    return _queued(state, row, settings)
+
+
+def _sequential_step(state: Baseline, row: WindowRow, settings: TrendingSettings) -> tuple[Baseline, float, float]:
+    """Add the window's newest minute to the sequential test (minutes without a row, the keyword absent from
+    the whole window, count 0 each); also return that minute's expected posts and the dispersion φ."""
+    if state.folded_until is None:  # no baseline yet: nothing to compare with
+        return state._replace(last_index=row.window_index), 0.0, 1.0
+    floor = settings.min_expected / settings.overlap
+    if settings.share_mode:
+        expected = max(state.mean * row.minute_total, floor)
+        dispersion = state.var * row.window_posts / state.mean if state.mean > 0 else 1.0
+    else:
+        expected = max(state.mean / settings.overlap, floor)
+        dispersion = state.var / state.mean if state.mean > 0 else 1.0
+    dispersion = max(1.0, dispersion)
+    ratio = settings.sequential_ratio
+    evidence, start, posts, total = state.evidence, state.evidence_from, state.evidence_posts, state.evidence_expected
+    absent = row.window_index - state.last_index - 1 if state.last_index is not None else 0
+    if absent > 0 and evidence > 0:
+        evidence = max(0.0, evidence - absent * (ratio - 1) * expected / dispersion)
+        total += absent * expected
+        if evidence == 0:
+            start, posts, total = None, 0, 0.0
+    alarm = -math.log(settings.sequential_max_p_value)
+    x = minute_count(row, settings)
+    evidence = min(alarm, evidence + (x * math.log(ratio) - (ratio - 1) * expected) / dispersion)
+    if evidence <= 0:
+        evidence, start, posts, total = 0.0, None, 0, 0.0
+    elif start is None:
+        start, posts, total = row.window_index, x, expected
+    else:
+        posts, total = posts + x, total + expected
+    return (state._replace(last_index=row.window_index, evidence=evidence, evidence_from=start, evidence_posts=posts,
+                           evidence_expected=total), expected, dispersion)
 
 
 def _folded(state: Baseline | None, row: WindowRow, settings: TrendingSettings) -> Baseline:
@@ -221,8 +321,7 @@ def _folded(state: Baseline | None, row: WindowRow, settings: TrendingSettings) 
 
 def _queued(state: Baseline, row: WindowRow, settings: TrendingSettings) -> Baseline:
     value = row.posts / row.window_posts if settings.share_mode and row.window_posts else float(row.posts)
-    return Baseline(state.mean, state.var, state.first_index, state.folded_until, state.windows,
-                    (*state.pending, (row.window_index, value)))
+    return state._replace(pending=(*state.pending, (row.window_index, value)))
 
 
 def _first_baseline(row: WindowRow, settings: TrendingSettings) -> Baseline:

@@ -50,23 +50,28 @@ def window_decisions(posts: list[dict], settings: TrendingSettings) -> dict[int,
     job's scoring stage sees its windows."""
     size, slide = settings.hop_size_s * 1000, settings.hop_slide_s * 1000
     windows = sliding_windows(posts, size, slide)
+    minutes = sliding_windows(posts, slide, slide)  # the newest minute of each window, for the minute tests
     rows = sorted((start, keyword) for start, source, keyword in windows.uids if source == "*")
     stream_first_index = (rows[0][0] + size) // slide if rows else 0  # the first window the job saw
     states, decisions = {}, defaultdict(list)
     for start, keyword in rows:
         uids = windows.uids[start, "*", keyword]
+        newest = start + size - slide
         row = WindowRow(keyword, (start + size) // slide, start, start + size, len(uids),
                         len(windows.authors[start, "*", keyword]), len(windows.posts[start]),
-                        tuple(dict.fromkeys((min(uids), max(uids)))), stream_first_index=stream_first_index)
+                        tuple(dict.fromkeys((min(uids), max(uids)))), stream_first_index,
+                        len(minutes.uids.get((newest, "*", keyword), ())), len(minutes.posts.get(newest, ())),
+                        len(minutes.authors.get((newest, "*", keyword), ())))
         states[keyword], decision = observe(states.get(keyword), row, settings)
         decisions[start + size].append(decision)
     return decisions
 
 
 def expected_trends(posts: list[dict], settings: TrendingSettings, up_to_end_ms: int) -> list[tuple]:
-    """(window_end_ms, keyword, rank, posts, authors, z, sample_uids JSON) of every window ending by
-    `up_to_end_ms`."""
-    return sorted((end, d.keyword, position, d.posts, d.authors, round(d.z, 6), json.dumps(list(d.samples)))
+    """(window_end_ms, keyword, rank, posts, authors, z, sample_uids JSON, evidence, evidence posts) of every
+    window ending by `up_to_end_ms`."""
+    return sorted((end, d.keyword, position, d.posts, d.authors, round(d.z, 6), json.dumps(list(d.samples)),
+                   d.evidence, d.evidence_posts)
                   for end, scored in window_decisions(posts, settings).items() if end <= up_to_end_ms
                   for position, d in rank(scored, settings.top_n))
 

@@ -7,13 +7,17 @@
 CREATE TEMPORARY VIEW ranked_trends AS
 SELECT CAST(TO_TIMESTAMP_LTZ(window_start_ms, 3) AS TIMESTAMP(3)) AS window_start,
        CAST(TO_TIMESTAMP_LTZ(window_end_ms, 3) AS TIMESTAMP(3)) AS window_end,
-       keyword, trend_rank, posts, authors, baseline_mean, baseline_std, z, sample_uids
+       keyword, trend_rank, posts, authors, baseline_mean, baseline_std, z, sample_uids, evidence,
+       CAST(TO_TIMESTAMP_LTZ(evidence_start_ms, 3) AS TIMESTAMP(3)) AS evidence_start, evidence_posts,
+       evidence_expected, p_value
 FROM trend_rows;
 
 CREATE TABLE trends_sink (
     window_start TIMESTAMP(3) NOT NULL, window_end TIMESTAMP(3) NOT NULL, keyword STRING NOT NULL,
     trend_rank INT NOT NULL, posts BIGINT NOT NULL, authors BIGINT NOT NULL, baseline_mean DOUBLE NOT NULL,
-    baseline_std DOUBLE NOT NULL, z DOUBLE NOT NULL, sample_uids STRING NOT NULL,
+    baseline_std DOUBLE NOT NULL, z DOUBLE NOT NULL, sample_uids STRING NOT NULL, evidence STRING NOT NULL,
+    evidence_start TIMESTAMP(3) NOT NULL, evidence_posts BIGINT NOT NULL, evidence_expected DOUBLE NOT NULL,
+    p_value DOUBLE NOT NULL,
     PRIMARY KEY (window_end, keyword) NOT ENFORCED
 ) WITH (
     'connector' = 'jdbc', 'url' = '${jdbc_url}', 'table-name' = 'trends',
@@ -25,7 +29,9 @@ CREATE TABLE trends_sink (
 CREATE TABLE trend_alerts_sink (
     keyword STRING NOT NULL, window_start TIMESTAMP(3) NOT NULL, window_end TIMESTAMP(3) NOT NULL,
     trend_rank INT NOT NULL, posts BIGINT NOT NULL, authors BIGINT NOT NULL, baseline_mean DOUBLE NOT NULL,
-    baseline_std DOUBLE NOT NULL, z DOUBLE NOT NULL, sample_uids STRING NOT NULL
+    baseline_std DOUBLE NOT NULL, z DOUBLE NOT NULL, sample_uids STRING NOT NULL, evidence STRING NOT NULL,
+    evidence_start TIMESTAMP(3) NOT NULL, evidence_posts BIGINT NOT NULL, evidence_expected DOUBLE NOT NULL,
+    p_value DOUBLE NOT NULL
 ) WITH (
     'connector' = 'kafka',
     'topic' = '${alerts_topic}',
@@ -88,7 +94,8 @@ CREATE TABLE keyword_counts_lake (
 INSERT INTO trends_sink SELECT * FROM ranked_trends;
 
 INSERT INTO trend_alerts_sink
-SELECT keyword, window_start, window_end, trend_rank, posts, authors, baseline_mean, baseline_std, z, sample_uids
+SELECT keyword, window_start, window_end, trend_rank, posts, authors, baseline_mean, baseline_std, z, sample_uids,
+       evidence, evidence_start, evidence_posts, evidence_expected, p_value
 FROM ranked_trends;
 
 INSERT INTO keyword_window_counts_sink

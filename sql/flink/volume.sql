@@ -12,10 +12,12 @@ CREATE TABLE volume_windows_sink (
     'sink.buffer-flush.max-rows' = '2000', 'sink.buffer-flush.interval' = '1 s'
 );
 
+-- The rows of 0 posts that the job's heartbeat sends for silent windows (jobs/volume.py) are not counts of posts.
 INSERT INTO volume_windows_sink
 SELECT dimension, series, CAST(TO_TIMESTAMP_LTZ(window_start_ms, 3) AS TIMESTAMP(3)),
        CAST(TO_TIMESTAMP_LTZ(window_end_ms, 3) AS TIMESTAMP(3)), posts
-FROM volume_window_rows;
+FROM volume_window_rows
+WHERE posts > 0;
 
 -- The dead-letter topic's envelopes ({reason, source, rejected_at, ...}, JSON), counted per minute of
 -- rejection, source and reason into rejected_posts: the "late and rejected data" dashboard's other half.

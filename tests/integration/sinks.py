@@ -67,10 +67,11 @@ def keyword_rows(settings, first_ms: int, last_ms: int) -> dict:
 def stored_trends(settings, first_ms: int, up_to_end_ms: int) -> list[tuple]:
     """The `trends` rows of the span in the oracle's form (tests.oracle.expected_trends)."""
     with clients.postgres(settings, "reader") as conn:
-        rows = conn.execute("SELECT window_end, keyword, trend_rank, posts, authors, z, sample_uids FROM trends "
+        rows = conn.execute("SELECT window_end, keyword, trend_rank, posts, authors, z, sample_uids, evidence, "
+                            "evidence_posts FROM trends "
                             "WHERE window_end > %s AND window_end <= %s", (as_utc(first_ms), as_utc(up_to_end_ms))
                             ).fetchall()
-    return sorted((as_ms(end), k, r, n, a, round(z, 6), s) for end, k, r, n, a, z, s in rows)
+    return sorted((as_ms(end), k, r, n, a, round(z, 6), s, e, en) for end, k, r, n, a, z, s, e, en in rows)
 
 
 def committed_alerts(settings, topic: str, up_to_end_ms: int) -> list[tuple]:

@@ -76,11 +76,12 @@ def test_trending_job_counts_exactly_and_reports_the_burst(settings, kafka_topic
         trends = conn.execute("SELECT window_start, window_end, keyword, trend_rank FROM trends "
                               "WHERE window_end > %s AND window_start <= %s", (as_utc(first_ms), as_utc(last_ms))
                               ).fetchall()
-        scored = conn.execute("SELECT window_end, keyword, trend_rank, posts, authors, z, sample_uids FROM trends "
+        scored = conn.execute("SELECT window_end, keyword, trend_rank, posts, authors, z, sample_uids, evidence, "
+                              "evidence_posts FROM trends "
                               "WHERE window_end > %s AND window_start <= %s", (as_utc(first_ms), as_utc(last_ms))
                               ).fetchall()
     # Every trend, with its rank, counts, z and samples, is what the batch oracle derives from the raw posts.
-    assert sorted((as_ms(end), k, r, n, a, round(z, 6), s) for end, k, r, n, a, z, s in scored) == \
+    assert sorted((as_ms(end), k, r, n, a, round(z, 6), s, e, en) for end, k, r, n, a, z, s, e, en in scored) == \
         expected_trends(posts, trending, last_ms + trending.hop_size_s * 1000)
 
     # Every labelled burst trends, inside its own time (start, end + one sliding window]; nothing else does,

@@ -66,6 +66,8 @@ def test_a_spike_and_an_outage_are_anomalies_and_steady_series_are_not(settings,
         for table in ("volume_windows", "volume_anomalies"):
             conn.execute(f"DELETE FROM {table} WHERE window_start >= %s AND window_start < %s",
                          (minute_start(0), end))
+        conn.execute("DELETE FROM volume_outages WHERE outage_start >= %s AND outage_start < %s",
+                     (minute_start(0), end))
         conn.execute("DELETE FROM rejected_posts WHERE source = 'synthetic'")
     try:
         result = subprocess.run(
@@ -89,18 +91,25 @@ def test_a_spike_and_an_outage_are_anomalies_and_steady_series_are_not(settings,
     def minute(window: datetime) -> int:
         return int((window - minute_start(0)).total_seconds() // 60)
 
-    # The sources: reddit's outage is a critical drop to 0 in each silent minute (no rows arrive for it:
+    # The sources: reddit's outage is a critical outage window in each silent minute (no rows arrive for it:
     # the job's timer scores those minutes), mastodon's spike a spike in each of its minutes, bluesky nothing.
     by_source = {(s, minute(w), direction) for d, s, w, _, direction, _ in anomalies if d == "source"}
-    assert by_source == {("reddit", m, "drop") for m in OUTAGE} | {("mastodon", m, "spike") for m in SPIKE}
+    assert by_source == {("reddit", m, "outage") for m in OUTAGE} | {("mastodon", m, "spike") for m in SPIKE}
     assert all(n == 0 and severity == "critical" for d, s, _, n, _, severity in anomalies
                if (d, s) == ("source", "reddit"))
     # Languages and communities of those sources may follow them, in the same minutes and direction only.
     for dimension, series, window, _, direction, _ in anomalies:
         family = series.split("/")[0]
-        allowed = {"reddit": ("drop", OUTAGE), "mastodon": ("spike", SPIKE)}.get(family)
+        allowed = {"reddit": ("outage", OUTAGE), "mastodon": ("spike", SPIKE)}.get(family)
         assert allowed and direction == allowed[0] and minute(window) in allowed[1], \
             f"unexpected anomaly: {dimension} {series} minute {minute(window)} {direction}"
+
+    # reddit's outage is one episode: from its first silent minute to its last, ended by the recovery.
+    with clients.postgres(settings, "reader") as conn:
+        outages = conn.execute("SELECT outage_start, last_window_end, observed_posts, severity, ongoing "
+                               "FROM volume_outages WHERE dimension = 'source' AND series = 'reddit' "
+                               "AND outage_start >= %s AND outage_start < %s", (minute_start(0), end)).fetchall()
+    assert outages == [(minute_start(OUTAGE.start), minute_start(OUTAGE.stop), 0, "critical", False)]
 
     # Every anomaly of the minutes closed before the end of input, z included, is the batch oracle's.
     closed_end = max(p["created_at"] for p in posts) - settings.volume.watermark_s * 1000

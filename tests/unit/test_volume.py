@@ -6,9 +6,21 @@ import math
 
 import pytest
 
-from shared.volume import SeriesBaseline, VolumeSettings, observe, still_expected
+from shared.volume import (
+    SeriesBaseline,
+    VolumeSettings,
+    cusum_step,
+    dispersion,
+    nb_tail,
+    observe,
+    outage_llr,
+    seasonal_bins,
+    still_expected,
+    update_factor,
+    winsorise,
+)
 
-SETTINGS = VolumeSettings()  # alpha 0.1, z 4, critical 8, history 10, min_expected 5, run 15
+SETTINGS = VolumeSettings()  # history 15, alpha 0.05, min dispersion 0.002, outage 9 / 20 nats, p 1e-6 / 1e-12
 
 
 def run(counts, settings=SETTINGS, state=None, start=0):
@@ -19,54 +31,118 @@ def run(counts, settings=SETTINGS, state=None, start=0):
     return state, decisions
 
 
-def test_the_first_windows_form_a_plain_mean_and_nothing_fires_before_the_history():
-    state, decisions = run([10, 12, 8])
-    # 10 (weight 1) → mean 10, var 0; 12 (weight 1/2) → 11, 0.5·(0 + 0.5·4) = 1; 8 (weight 1/3) → 10,
-    # (2/3)·(1 + (1/3)·9) = 8/3.
-    assert (state.mean, state.windows, state.last_index) == (10, 3, 2)
-    assert state.var == pytest.approx(8 / 3)
-    assert decisions[2].z == pytest.approx((8 - 11) / math.sqrt(1 + 11))  # Poisson floor: max(1, 11) + 1
-    _, early = run([100] * 5 + [1000])
-    assert not early[-1].is_anomaly  # z is huge, but 5 windows are not a history
+def test_the_negative_binomial_tails():
+    # mean 2, a 0.5: r = 2, p = r / (r + μ) = 1/2; P(0) = p² = 1/4, P(1) = r·p²·(1 − p) = 1/4,
+    # P(2) = r(r + 1)/2 · p² · (1 − p)² = 3/16.
+    assert nb_tail(0, 2.0, 0.5, upper=False) == pytest.approx(0.25)
+    assert nb_tail(1, 2.0, 0.5, upper=False) == pytest.approx(0.5)
+    assert nb_tail(2, 2.0, 0.5, upper=True) == pytest.approx(0.5)
+    assert nb_tail(3, 2.0, 0.5, upper=True) == pytest.approx(1 - 0.25 - 0.25 - 3 / 16)
+    assert nb_tail(0, 2.0, 0.5, upper=True) == 1.0
+    # Overdispersion makes the same count far less surprising than Poisson: P(X = 0) for μ = 100.
+    assert nb_tail(0, 100.0, 0.002, upper=False) == pytest.approx((500 / 600) ** 500)
+    assert nb_tail(0, 100.0, 0.5, upper=False) == pytest.approx((2 / 102) ** 2)
 
 
-def test_a_spike_and_a_drop_have_a_direction_and_a_severity_and_stay_out_of_the_baseline():
-    steady, _ = run([100] * 10)
-    assert (steady.mean, steady.var) == (100, 0)
-    state, spike = observe(steady, 10, 150, SETTINGS)
-    assert spike.z == pytest.approx(50 / math.sqrt(101))  # 4.98
-    assert (spike.direction, spike.severity) == ("spike", "warning")
-    assert (state.mean, state.windows, state.anomalous_run) == (100, 10, 1)
-    state, drop = observe(state, 11, 0, SETTINGS)
-    assert drop.z == pytest.approx(-100 / math.sqrt(101))  # −9.95
-    assert (drop.direction, drop.severity) == ("drop", "critical")
-    state, normal = observe(state, 12, 104, SETTINGS)
-    assert not normal.is_anomaly and normal.direction is None and normal.severity is None
-    assert (state.mean, state.anomalous_run, state.windows) == (pytest.approx(100.4), 0, 11)
+def test_the_outage_log_likelihood_ratio_and_the_cusum_step():
+    # 0 posts where 100 were expected (a = 0.002, r = 500): outage Poisson(5) gives log P = −5, the baseline
+    # 500·log(500/600) = −91.16, so 86.16 nats of evidence; 2 expected: 500·log(500/502) − 0.1 = 1.896.
+    assert outage_llr(0, 100.0, 0.002, 0.05) == pytest.approx(-5 - 500 * math.log(500 / 600))
+    assert outage_llr(0, 2.0, 0.002, 0.05) == pytest.approx(1.8960, abs=1e-4)
+    assert outage_llr(100, 100.0, 0.002, 0.05) < 0  # a normal window speaks against an outage
+    assert cusum_step(3.0, 2.0) == 5.0 and cusum_step(3.0, -5.0) == 0.0
 
 
-def test_a_long_outage_is_accepted_as_the_new_level_after_max_anomalous_run():
-    settings = SETTINGS.model_copy(update={"max_anomalous_run": 2})
-    steady, _ = run([100] * 10, settings)
-    state, decisions = run([0, 0, 0], settings, steady, start=10)
-    assert [d.direction for d in decisions] == ["drop"] * 3
-    assert state.mean == pytest.approx(100 + 0.1 * (0 - 100))  # the third zero enters: weight max(0.1, 1/11)
-    assert state.anomalous_run == 3
+def test_seasonal_bins_and_the_factor_update():
+    assert seasonal_bins(1_793_534_400 // 60, 60) == (12, 6)  # 2026-11-01T12:00Z, a Sunday (Monday is 0)
+    hours = update_factor((1.0,) * 24, 0, 2.0, 0.5)  # 1 → 1.5, then × 24 / 24.5 back to mean 1
+    assert hours[0] == pytest.approx(1.5 * 24 / 24.5) and hours[1] == pytest.approx(24 / 24.5)
+    assert sum(hours) == pytest.approx(24)
 
 
-def test_a_drop_needs_an_expected_count_of_min_expected():
-    settings = SETTINGS.model_copy(update={"z_threshold": 1.0})
-    steady, _ = run([3] * 10, settings)
-    _, silent = observe(steady, 10, 0, settings)
-    assert silent.z == pytest.approx(-3 / 2) and not silent.is_anomaly  # z ≤ −1, but 3 < 5 expected
-    assert not still_expected(steady, settings) and still_expected(SeriesBaseline(mean=5.0), settings)
+def test_dispersion_and_winsorising():
+    assert dispersion(SeriesBaseline(disp_num=50.0, disp_den=1000.0), SETTINGS) == pytest.approx(0.05)
+    assert dispersion(SeriesBaseline(disp_num=-5.0, disp_den=1000.0), SETTINGS) == 0.002  # below Poisson: floor
+    assert dispersion(SeriesBaseline(), SETTINGS) == 0.05  # no data: the prior
+    assert winsorise(500, 100, 10, 3) == 130 and winsorise(0, 100, 10, 3) == 70 and winsorise(0, 5, 10, 3) == 0
 
 
-def test_windows_nobody_scored_count_as_zeros_in_closed_form():
-    steady, _ = run([100] * 10)
-    state, decision = observe(steady, 12, 100, SETTINGS)  # windows 10 and 11 were absent
-    # Two zeros at alpha 0.1: keep = 0.81 → mean 81, var 0.81·(0 + 100²·0.19) = 1539.
-    assert decision.expected == pytest.approx(81)
-    assert decision.std == pytest.approx(math.sqrt(1539))
-    assert decision.z == pytest.approx(19 / math.sqrt(1540))
-    assert state.windows == 13 and state.last_index == 12
+def test_nothing_fires_during_warm_up():
+    _, decisions = run([100] * 14 + [1000, 0])
+    assert not any(d.is_anomaly for d in decisions[:15])  # 14 windows of history at index 14: not yet 15
+    assert decisions[15].direction == "outage"  # the 16th window has 15 behind it
+
+
+def steady(level=100, n=30):
+    state, _ = run([level] * n)
+    # Constant counts: factors stay 1, the level is the count, the dispersion sits on its floor.
+    assert state.level == level and state.hours == (1.0,) * 24 and dispersion(state, SETTINGS) == 0.002
+    return state
+
+
+def test_a_spike_is_graded_by_its_tail_and_stays_out_of_the_baseline():
+    state = steady()
+    _, small = observe(state, 30, 130, SETTINGS)
+    assert small.std == pytest.approx(math.sqrt(120)) and small.z == pytest.approx(30 / math.sqrt(120))
+    assert small.p_value == pytest.approx(nb_tail(130, 100.0, 0.002, upper=True)) and small.p_value > 1e-6
+    assert not small.is_anomaly
+    after, big = observe(state, 30, 200, SETTINGS)
+    assert big.p_value < 1e-12 and (big.direction, big.severity) == ("spike", "critical")
+    assert after.level == 100 and after.windows == 30  # kept out of the baseline
+    _, drop = observe(state, 30, 40, SETTINGS)
+    assert drop.direction == "drop" and drop.p_value == pytest.approx(nb_tail(40, 100.0, 0.002, upper=False))
+
+
+def test_a_level_that_persists_becomes_the_new_normal():
+    settings = SETTINGS.model_copy(update={"level_shift_windows": 3})
+    state, _ = run([100] * 30, settings)
+    state, decisions = run([300, 300, 300, 300], settings, state, start=30)
+    assert [d.direction for d in decisions] == ["spike", "spike", "spike", None]
+    assert decisions[3].expected == pytest.approx(300)  # the run's mean became the level after the third
+    # A spike that ends before the run is long enough leaves the baseline where it was.
+    state, _ = run([100] * 30, settings)
+    state, decisions = run([300, 300, 90], settings, state, start=30)
+    assert decisions[2].expected == 100 and not decisions[2].is_anomaly
+
+
+def test_a_large_series_outage_starts_at_once_is_critical_and_its_recovery_is_no_alert():
+    state = steady()
+    state, decisions = run([0] * 5 + [100, 100], state=state, start=30)
+    assert [d.direction for d in decisions] == ["outage"] * 5 + [None, None]
+    first, last, recovery = decisions[0], decisions[4], decisions[5]
+    assert first.outage.start_index == 30 and first.outage.ongoing and first.severity == "critical"
+    assert last.outage[:4] == (30, 34, 500.0, 0)
+    assert recovery.outage.start_index == 30 and recovery.outage.last_index == 34 and not recovery.outage.ongoing
+    assert recovery.outage.p_value == pytest.approx(nb_tail(0, 500.0, 0.002 * 5 * 100**2 / 500**2, upper=False))
+    assert recovery.expected == 100 and decisions[6].outage is None  # the zeros never entered the baseline
+    assert state.level == 100 and state.cusum == 0
+
+
+def test_a_small_series_outage_needs_accumulated_evidence_and_is_dated_from_its_first_empty_window():
+    state = steady(level=2)
+    state, decisions = run([0] * 14, state=state, start=30)
+    # An empty window expecting 2 posts is 1.896 nats. Until the outage is declared the zeros still enter the
+    # baseline (a silent minute is ordinary for a small series), so the level falls to 2·0.95^k and the
+    # evidence sums to 1.896 + 1.800 + 1.712 + 1.626 + 1.545 = 8.58 < 9 after five windows, 10.05 ≥ 9 after
+    # six (a warning, dated from the first), then ~1.4 a window at the frozen level: critical ≥ 20 from the 13th or
+    # 14th (the hour's seasonal factor also learned a little from the five zeros).
+    assert [d.direction for d in decisions] == [None] * 5 + ["outage"] * 9
+    assert decisions[5].outage.start_index == 30 and decisions[5].severity == "warning"
+    assert decisions[10].severity == "warning" and decisions[13].severity == "critical"
+    assert decisions[13].expected == decisions[6].expected < 2 * 0.95**4  # frozen from the declaration on
+    assert still_expected(state, SETTINGS)  # the job keeps scoring the silent windows of an outage
+    _, after = observe(state, 44, 2, SETTINGS)
+    assert after.outage.last_index == 43 and not after.outage.ongoing and not after.is_anomaly
+
+
+def test_still_expected_follows_the_expected_count():
+    assert still_expected(steady(level=2), SETTINGS)
+    quiet, _ = run([0, 1] * 15)
+    assert quiet.level == pytest.approx(0.45, abs=0.05) and not still_expected(quiet, SETTINGS)  # < 1 expected
+
+
+def test_windows_nobody_scored_count_as_zeros_for_the_level():
+    state = steady()
+    state, decision = observe(state, 32, 100, SETTINGS)  # windows 30 and 31 were absent
+    assert decision.expected == pytest.approx(100 * 0.95**2)  # two zeros at alpha 0.05
+    assert state.windows == 33 and state.last_index == 32
