@@ -38,7 +38,8 @@ import numpy as np
 
 from bench.trend_set import TrendSet, generate
 from shared.settings import load_settings
-from shared.trends import TrendingSettings, WindowRow, observe, poisson_tail
+from shared.stats import poisson_tail
+from shared.trends import TrendingSettings, WindowRow, observe
 
 TUNED_ON = 7
 

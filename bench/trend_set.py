@@ -6,7 +6,8 @@ keyword with their authors — so that hours of a 30 posts/s stream take seconds
 
 - a Zipf vocabulary (30,000 keywords) whose rates follow the day (±30 %) and drift (a random walk of each
   keyword's interest every 10 minutes), with overdispersed minute counts (a gamma factor per keyword and minute:
-  a real word's count varies several times more than a Poisson count of the same mean);
+  a common keyword's minute counts vary 1.2 to 3 times more than a Poisson count of the same mean, a rare one's
+  rate ±45 % from minute to minute);
 - posts per minute from the same rhythm, several keywords per post, authors drawn from a heavy-tailed
   population (a few accounts post a lot);
 - decoys that must not trend: a busy half hour (×2.5 all traffic), and one account posting a rare word 80 times;
@@ -75,8 +76,12 @@ def generate(seed: int, hours: float = 3.0, rate: float = 30.0, bursts: int = 24
     weights = 1 / np.arange(1, vocabulary + 1) ** 1.05
     rates = weights / weights.sum() * rate * 60 * keywords_per_post  # per minute at rhythm 1
     rng.shuffle(rates[50:])  # rank is not an id: bursts pick by rate below
-    drift = np.exp(np.cumsum(rng.normal(0, 0.05, (minutes // 10 + 1, vocabulary)), axis=0))
-    shape = rng.uniform(20, 100, vocabulary)  # gamma shape per keyword: var = μ + μ²/shape
+    drift = np.exp(np.cumsum(rng.normal(0, 0.03, (minutes // 10 + 1, vocabulary)), axis=0))
+    # Each keyword's index of dispersion (variance / mean of its minute counts) is log-uniform in [1.2, 3] at its
+    # typical rate: the gamma factor's shape is μ / (D − 1), so var = μ + μ²/shape = D·μ. Rare words are Poisson
+    # but for a shape of at least 5 (a factor that varies ±45 %).
+    dispersion = np.exp(rng.uniform(np.log(1.2), np.log(3.0), vocabulary))
+    shape = np.maximum(rates / (dispersion - 1), 5.0)
 
     plan = _plan_bursts(rng, rates, minutes, bursts, new_tags)
     n_total = vocabulary + new_tags

@@ -39,7 +39,7 @@ if __package__ in (None, ""):  # `flink run -py jobs/volume.py`: make the projec
 
 from pyflink.common import Row, Types
 from pyflink.datastream import KeyedProcessFunction, OutputTag, RuntimeContext, TimeDomain
-from pyflink.datastream.state import ValueStateDescriptor
+from pyflink.datastream.state import MapStateDescriptor, ValueStateDescriptor
 
 from shared.flink import add_sql, execute, interval, jdbc_options, posts_source_values, stream_env
 from shared.minute_stage import QUARANTINE, MinuteStage
@@ -85,6 +85,9 @@ class CountSeries(MinuteStage):
         self.still = runtime_context.get_state(ValueStateDescriptor("watermark-since", pickled))
         # series → the last minute it had posts: who gets a row of 0 posts for a minute closed by the clock
         self.known = runtime_context.get_state(ValueStateDescriptor("series-seen", pickled))
+        # minute closed by the clock → its counts so far: the minute's posts the JVM still held (its window had
+        # not ended by the watermark when the stream stopped) arrive when posts come back, and are counted then
+        self.recounts = runtime_context.get_map_state(MapStateDescriptor("clock-closed-minutes", Types.LONG(), pickled))
         self.closed_by_clock = runtime_context.get_metrics_group().counter("minutesClosedByClock")
         self.silent_from: int | None = None  # the first minute the heartbeat closed, for after_close
 
@@ -149,11 +152,29 @@ class CountSeries(MinuteStage):
         silent_from, self.silent_from = self.silent_from, None
         if silent_from is None:
             return
+        for index in list(self.recounts.keys()):
+            if index < closed - 86_400 // self.settings.tumble_s:  # a day later nothing held can still come
+                self.recounts.remove(index)
         known = self.known.value() or {}
         for index in range(silent_from, closed + 1):
+            self.recounts.put(index, {})
             start = index * self.tumble_ms
             for dimension, series in sorted(s for s, last in known.items() if last < index):
                 yield Row(dimension, series, start, start + self.tumble_ms, 0)
+
+    def closed_batch(self, index: int, posts, ctx):
+        """A batch for a minute the clock closed: the posts the JVM held when the stream stopped. Their counts go
+        out again, whole (volume_windows is an upsert); the scoring stage has scored the minute already."""
+        counts = self.recounts.get(index)
+        if counts is None:
+            yield from super().closed_batch(index, posts, ctx)
+            return
+        for series, n in self.count(index, posts).items():
+            counts[series] = counts.get(series, 0) + n
+        self.recounts.put(index, counts)
+        start = index * self.tumble_ms
+        for (dimension, series), n in sorted(counts.items()):
+            yield Row(dimension, series, start, start + self.tumble_ms, n)
 
 
 class ScoreSeries(KeyedProcessFunction):

@@ -101,6 +101,16 @@ class MinuteStage(KeyedProcessFunction):
         """A valid post whose minute had closed: yield what it produces (it is already counted in latePosts)."""
         return ()
 
+    def closed_batch(self, index: int, posts: list[SocialPost], ctx):
+        """An on-time batch for a minute already closed (after a restore, or a minute a job closed by the clock):
+        late, like any late record, unless the job knows better."""
+        yield from self.late_batch(index * self.tumble_ms, posts, ctx)
+
+    def late_batch(self, window_start_ms: int, posts: list[SocialPost], ctx):
+        for post in posts:
+            self.late_posts.inc()
+            yield from self.late(window_start_ms, post)
+
     # -- the machinery ---------------------------------------------------------------------------------------
 
     def open(self, runtime_context: RuntimeContext):
@@ -122,10 +132,11 @@ class MinuteStage(KeyedProcessFunction):
                                   self.job)
         index = value.window_start_ms // self.tumble_ms
         closed = self.closed_state.value()
-        if value.kind == "late" or (closed is not None and index <= closed):
-            for post in posts:
-                self.late_posts.inc()
-                yield from self.late(value.window_start_ms, post)
+        if value.kind == "late":
+            yield from self.late_batch(value.window_start_ms, posts, ctx)
+            return
+        if closed is not None and index <= closed:
+            yield from self.closed_batch(index, posts, ctx)
             return
         if posts:
             key = f"{index}/{value.shard}"

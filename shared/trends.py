@@ -36,10 +36,13 @@ window. Two more tests read the same baseline, each held to the same false-alert
   of a rise: moderate rises of rare words pile up evidence minute by minute. The chance that an excursion ever
   reaches S is at most e^−S (Wald), so the alarm is S ≥ h = ln(1 / sequential_max_p_value), and e^−S is its p.
   S is capped at h: a trend lasts while the evidence keeps coming, not for hours after one huge minute.
-In a minute written by fewer than min_authors people, x₁ counts one post per author: one account posting a
-hundred times in a minute is one post of evidence, as min_authors makes it for the window.
-Both scale by φ = max(1, the window counts' variance / mean): real keyword counts are overdispersed, and a
-Poisson test on them would fire on ordinary noise (quasi-Poisson). λ₁ is floored at min_expected / overlap, so a
+In every test's count an author adds at most `posts_per_author` posts (bounded from the distinct authors:
+min(posts, posts_per_author × authors)): one account posting eighty times beside three people is not a trend,
+though it passes min_authors.
+Real keyword counts are overdispersed, and a Poisson test on them fires on ordinary noise: with φ = max(1, the
+window counts' variance / mean), the window and minute tests take their tail from the negative binomial with
+variance φ × mean (shared/stats.py count_tail), and the sequential test divides its evidence by φ
+(quasi-likelihood). λ₁ is floored at min_expected / overlap, so a
 keyword the baseline barely knows does not gain evidence from an occasional post. Every trend names its evidence
 (window, minute or sequential), its span, what was observed and expected there, and p.
 """
@@ -50,6 +53,8 @@ import math
 from typing import Annotated, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from shared.stats import count_tail
 
 
 class TrendingSettings(BaseModel):
@@ -69,9 +74,11 @@ class TrendingSettings(BaseModel):
     max_p_value: Annotated[float, Field(gt=0, lt=1, description="a probability between 0 and 1, e.g. 1e-8")] = 1e-8
     min_expected: Annotated[float, Field(gt=0, description="posts per window, a positive number")] = 1.0
     share_mode: bool = True
+    posts_per_author: Annotated[int, Field(ge=1, description="a whole number ≥ 1")] = 2  # in the tests' counts
     minute_test: bool = True  # also score each window's newest minute (see the module docstring)
     sequential_test: bool = True  # and the Poisson CUSUM on the minute counts
     sequential_ratio: Annotated[float, Field(gt=1, description="the rise the sequential test seeks, a ratio > 1")] = 3.0
+    minute_z_threshold: Annotated[float, Field(gt=0, description="a positive number of standard deviations")] = 4.0
     minute_max_p_value: Annotated[float, Field(gt=0, lt=1, description="a probability between 0 and 1")] = 1e-6
     sequential_max_p_value: Annotated[float, Field(gt=0, lt=1, description="a probability between 0 and 1")] = 1e-8
     top_n: Annotated[int, Field(ge=1, description="a whole number ≥ 1")] = 20
@@ -202,24 +209,6 @@ def z_score(x: float, expected: float, variance: float) -> float:
     return (x - expected) / math.sqrt(max(variance, expected) + 1)
 
 
-def poisson_tail(x: int, lam: float) -> float:
-    """P(X ≥ x) for X ~ Poisson(lam), exact: terms summed from x upwards, relative to the first."""
-    if x <= 0:
-        return 1.0
-    if lam <= 0:
-        return 0.0
-    if x <= lam:  # the tail is most of the mass: 1 − the (short) lower sum
-        return max(0.0, 1.0 - sum(math.exp(k * math.log(lam) - lam - math.lgamma(k + 1)) for k in range(x)))
-    # Past the mode each term is the previous × lam / k, so the sum of ratios converges fast.
-    log_first = x * math.log(lam) - lam - math.lgamma(x + 1)
-    ratio_sum, ratio, k = 1.0, 1.0, x
-    while ratio > 1e-16 * ratio_sum:
-        k += 1
-        ratio *= lam / k
-        ratio_sum += ratio
-    return math.exp(log_first + math.log(ratio_sum))
-
-
 def observe(state: Baseline | None, row: WindowRow, settings: TrendingSettings) -> tuple[Baseline, TrendDecision]:
     """Score `row` against the keyword's baseline, then queue it for the baseline."""
     state = _folded(state, row, settings)
@@ -234,7 +223,7 @@ def observe(state: Baseline | None, row: WindowRow, settings: TrendingSettings) 
         z = z_score(row.posts, expected, variance)
     history = row.window_index - (state.first_index if state.first_index is not None else row.window_index)
     warm = state.folded_until is not None and history >= settings.min_history_windows
-    state, minute_expected, dispersion = _sequential_step(state, row, settings)
+    state, minute_expected, dispersion = sequential_step(state, row, settings)
     decision = TrendDecision(row.keyword, row.window_start_ms, row.window_end_ms, row.posts, row.authors, expected,
                              std, z, False, row.samples, warm)
     if warm and row.posts >= settings.min_posts and row.authors >= settings.min_authors:
@@ -243,23 +232,25 @@ def observe(state: Baseline | None, row: WindowRow, settings: TrendingSettings) 
 
 
 def minute_count(row: WindowRow, settings: TrendingSettings) -> int:
-    """x₁ of the minute tests: the newest minute's posts, or one per author when fewer than min_authors wrote them."""
-    return row.minute_posts if row.minute_authors >= settings.min_authors else row.minute_authors
+    """x₁ of the minute tests: the newest minute's posts, each author counting for at most posts_per_author."""
+    return min(row.minute_posts, settings.posts_per_author * row.minute_authors)
 
 
 def _evidence(decision: TrendDecision, state: Baseline, row: WindowRow, settings: TrendingSettings,
               minute_expected: float, dispersion: float) -> TrendDecision:
     """The first test that passes, in the order window, minute, sequential: is_trend, and what it saw."""
     if decision.z >= settings.z_threshold:
-        p = poisson_tail(int(row.posts / dispersion), max(decision.expected, settings.min_expected) / dispersion)
+        x = min(row.posts, settings.posts_per_author * row.authors)
+        p = count_tail(x, max(decision.expected, settings.min_expected), dispersion)
         if p <= settings.max_p_value:
             return decision._replace(is_trend=True, evidence="window", p_value=p,
                                      evidence_start_ms=row.window_start_ms, evidence_posts=row.posts,
                                      evidence_expected=decision.expected)
     minute_ms = (row.window_end_ms - row.window_start_ms) // settings.overlap
     x = minute_count(row, settings)
-    if settings.minute_test and z_score(x, minute_expected, dispersion * minute_expected) >= settings.z_threshold:
-        p = poisson_tail(x, minute_expected)
+    if settings.minute_test and z_score(x, minute_expected,
+                                        dispersion * minute_expected) >= settings.minute_z_threshold:
+        p = count_tail(x, minute_expected, dispersion)
         if p <= settings.minute_max_p_value:
             return decision._replace(is_trend=True, evidence="minute", p_value=p,
                                      evidence_start_ms=row.window_end_ms - minute_ms,
@@ -275,11 +266,11 @@ def _evidence(decision: TrendDecision, state: Baseline, row: WindowRow, settings
 def advance(state: Baseline | None, row: WindowRow, settings: TrendingSettings) -> Baseline:
     """The baseline `observe` leaves behind, without the score: for a row that can neither trend nor be
     watched (fewer than min_posts posts), which is most of a long-tailed vocabulary's rows."""
-    state, _, _ = _sequential_step(_folded(state, row, settings), row, settings)
+    state, _, _ = sequential_step(_folded(state, row, settings), row, settings)
     return _queued(state, row, settings)
 
 
-def _sequential_step(state: Baseline, row: WindowRow, settings: TrendingSettings) -> tuple[Baseline, float, float]:
+def sequential_step(state: Baseline, row: WindowRow, settings: TrendingSettings) -> tuple[Baseline, float, float]:
     """Add the window's newest minute to the sequential test (minutes without a row, the keyword absent from
     the whole window, count 0 each); also return that minute's expected posts and the dispersion φ."""
     if state.folded_until is None:  # no baseline yet: nothing to compare with

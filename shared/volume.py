@@ -41,6 +41,7 @@ from typing import Annotated, Literal, NamedTuple
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.post import SocialPost
+from shared.stats import nb_tail
 
 HOURS, DAYS = 24, 7
 EPOCH_WEEKDAY = 3  # 1970-01-01 was a Thursday: weekday 0 is Monday
@@ -149,47 +150,6 @@ def dispersion(state: SeriesBaseline, settings: VolumeSettings) -> float:
     if state.disp_den <= 0:
         return max(settings.dispersion_prior, settings.min_dispersion)
     return max(settings.min_dispersion, state.disp_num / state.disp_den)
-
-
-def _beta_cf(a: float, b: float, x: float) -> float:
-    """Continued fraction of the incomplete beta function (modified Lentz)."""
-    tiny = 1e-300
-    c, d = 1.0, 1.0 - (a + b) * x / (a + 1.0)
-    d = 1.0 / (d if abs(d) > tiny else tiny)
-    h = d
-    for m in range(1, 10_000):
-        for numerator in (m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m)),
-                          -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1))):
-            d = 1.0 + numerator * d
-            d = 1.0 / (d if abs(d) > tiny else tiny)
-            c = 1.0 + numerator / c
-            c = c if abs(c) > tiny else tiny
-            h *= d * c
-        if abs(d * c - 1.0) < 1e-12:
-            break
-    return h
-
-
-def beta_lower(a: float, b: float, x: float) -> float:
-    """The regularised incomplete beta I_x(a, b), accurate in its small tail: the NB's CDF."""
-    if x <= 0.0:
-        return 0.0
-    if x >= 1.0:
-        return 1.0
-    front = math.exp(math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x))
-    if x < (a + 1.0) / (a + b + 2.0):
-        return min(1.0, front * _beta_cf(a, b, x) / a)
-    return max(0.0, 1.0 - front * _beta_cf(b, a, 1.0 - x) / b)
-
-
-def nb_tail(posts: int, mean: float, disp: float, upper: bool) -> float:
-    """P(X ≥ posts) (upper) or P(X ≤ posts) for X ~ NB(mean, var = mean + disp·mean²): how surprising
-    the count is under an overdispersed baseline, exact for small counts where normal tails are not."""
-    r = 1.0 / disp
-    success = r / (r + mean)  # P(X ≤ k) = I_success(r, k + 1)
-    if upper:
-        return 1.0 if posts <= 0 else beta_lower(posts, r, 1.0 - success)
-    return beta_lower(r, posts + 1, success)
 
 
 def nb_logpmf(posts: int, mean: float, disp: float) -> float:

@@ -194,7 +194,7 @@ def test_producer_broker_and_database_faults_leave_every_sink_equal_to_the_oracl
                    what="the volume windows in Postgres equal the oracle's")
         anomalies = expected_anomalies(posts, settings.volume, closed_end)
         assert {(s, (start - START) // 60_000, d) for dim, s, start, _, d, *_ in anomalies if dim == "source"} == \
-            {("reddit", m, "drop") for m in range(30, 35)} | {("mastodon", m, "spike") for m in range(45, 48)}
+            {("reddit", m, "outage") for m in range(30, 35)} | {("mastodon", m, "spike") for m in range(45, 48)}
         try:
             wait_until(lambda: volume_anomalies(settings, first_ms, closed_end) == anomalies, 120,
                        what="the volume anomalies in Postgres equal the oracle's")

@@ -6,6 +6,7 @@ import math
 
 import pytest
 
+from shared.stats import poisson_tail
 from shared.trends import (
     Baseline,
     TrendDecision,
@@ -14,9 +15,10 @@ from shared.trends import (
     decay,
     ewma_step,
     fold,
+    minute_count,
     observe,
-    poisson_tail,
     rank,
+    sequential_step,
     z_score,
 )
 
@@ -167,3 +169,68 @@ def test_rank_orders_by_z_then_posts_then_keyword_and_cuts_at_top_n():
 
 def test_overlap_is_the_number_of_slides_in_a_window():
     assert TrendingSettings(hop_size_s=300, hop_slide_s=60).overlap == 5
+
+
+def minute_row(index: int, posts: int, authors: int | None = None, *, window: int = 50, total: int = 200):
+    return WindowRow("k", index, (index - 5) * 60_000, index * 60_000, window, window, 1000, (), None, posts, total,
+                     posts if authors is None else authors)
+
+
+def test_an_author_adds_at_most_two_posts_to_the_evidence():
+    assert minute_count(minute_row(40, 16, 1), SETTINGS) == 2  # one account, 16 posts: two posts of evidence
+    assert minute_count(minute_row(40, 16, 5), SETTINGS) == 10
+    assert minute_count(minute_row(40, 16, 16), SETTINGS) == 16  # sixteen people: every post counts
+    # the window test too: 80 posts by 4 authors are 8 posts of evidence against 2.5 expected, no trend
+    state = None
+    for index in range(30):
+        state, _ = observe(state, minute_row(index, 0, window=3), SETTINGS)
+    spam = WindowRow("k", 30, 25 * 60_000, 30 * 60_000, 80, 4, 1000, (), None, 0, 200, 0)
+    assert observe(state, spam, SETTINGS)[1].z > 10 and not observe(state, spam, SETTINGS)[1].is_trend
+
+
+def test_the_sequential_test_adds_the_log_likelihood_ratio_minute_by_minute():
+    # share 0.002 of 200 posts: λ₁ = 0.4 a minute (above the floor min_expected / overlap = 0.2); variance at the
+    # Poisson level, so φ = 1. ρ = 3: a minute of 5 posts adds 5·ln 3 − 2·0.4 = 4.6931 nats.
+    state = Baseline(mean=0.002, var=0.002 / 1000, first_index=0, folded_until=34, windows=35)
+    state, expected, dispersion = sequential_step(state, minute_row(40, 5), SETTINGS)
+    assert expected == pytest.approx(0.4) and dispersion == 1.0
+    assert state.evidence == pytest.approx(5 * math.log(3) - 0.8)
+    assert (state.evidence_from, state.evidence_posts, state.evidence_expected) == (40, 5, pytest.approx(0.4))
+    # a quiet minute takes (ρ − 1)·λ₁ = 0.8 away; two minutes without a row (the keyword absent) 0.8 each
+    state, _, _ = sequential_step(state, minute_row(41, 0), SETTINGS)
+    assert state.evidence == pytest.approx(5 * math.log(3) - 1.6)
+    state, _, _ = sequential_step(state, minute_row(44, 0), SETTINGS)
+    assert state.evidence == pytest.approx(5 * math.log(3) - 4.0)
+    assert (state.evidence_from, state.evidence_posts, state.evidence_expected) == (40, 5, pytest.approx(2.0))
+    # evidence used up: the excursion ends, and the next one starts where it rises again
+    state, _, _ = sequential_step(state, minute_row(47, 0), SETTINGS)
+    assert (state.evidence, state.evidence_from, state.evidence_posts) == (0.0, None, 0)
+
+
+def test_the_sequential_evidence_is_capped_at_the_alarm_and_scaled_by_overdispersion():
+    state = Baseline(mean=0.002, var=0.0, first_index=0, folded_until=34, windows=35)
+    capped, _, _ = sequential_step(state, minute_row(40, 100), SETTINGS)
+    assert capped.evidence == pytest.approx(-math.log(SETTINGS.sequential_max_p_value))  # 18.42 nats
+    # counts that vary 10× more than Poisson (variance/mean of the window counts = 0.0001·1000/0.01 = 10): a
+    # minute of 20 posts against λ₁ = 2 adds (20·ln 3 − 4)/10 nats
+    noisy = Baseline(mean=0.01, var=0.0001, first_index=0, folded_until=34, windows=35)
+    noisy, expected, dispersion = sequential_step(noisy, minute_row(40, 20), SETTINGS)
+    assert (expected, dispersion) == (pytest.approx(2.0), pytest.approx(10.0))
+    assert noisy.evidence == pytest.approx((20 * math.log(3) - 4) / 10)
+
+
+def test_a_burst_in_the_newest_minute_fires_on_the_minute_and_says_so():
+    # 50 posts a window, 10 a minute; then a minute of 40 by 40 people. The window (80 against 50) is not
+    # enough: P(X ≥ 80 | 50) = 1.2e-4. The minute is: P(X ≥ 40 | 10) = 6.5e-12 ≤ 1e-6, z₁ = 30/√11 = 9.0.
+    state = None
+    for index in range(30):
+        state, decision = observe(state, minute_row(index, 10, window=50), SETTINGS)
+    state, decision = observe(state, minute_row(30, 40, window=80), SETTINGS)
+    assert decision.is_trend and decision.evidence == "minute"
+    assert (decision.evidence_posts, decision.evidence_expected) == (40, pytest.approx(10.0))
+    assert decision.evidence_start_ms == 29 * 60_000 and decision.p_value == pytest.approx(poisson_tail(40, 10.0))
+    no_minute = TrendingSettings(**(SETTINGS.model_dump() | {"minute_test": False, "sequential_test": False}))
+    state = None
+    for index in range(30):
+        state, _ = observe(state, minute_row(index, 10, window=50), no_minute)
+    assert not observe(state, minute_row(30, 40, window=80), no_minute)[1].is_trend

@@ -6,12 +6,12 @@ import math
 
 import pytest
 
+from shared.stats import nb_tail
 from shared.volume import (
     SeriesBaseline,
     VolumeSettings,
     cusum_step,
     dispersion,
-    nb_tail,
     observe,
     outage_llr,
     seasonal_bins,
@@ -116,6 +116,16 @@ def test_a_large_series_outage_starts_at_once_is_critical_and_its_recovery_is_no
     assert recovery.outage.p_value == pytest.approx(nb_tail(0, 500.0, 0.002 * 5 * 100**2 / 500**2, upper=False))
     assert recovery.expected == 100 and decisions[6].outage is None  # the zeros never entered the baseline
     assert state.level == 100 and state.cusum == 0
+
+
+def test_the_window_in_which_posts_come_back_is_the_outages_end_not_a_drop():
+    # Posts return part-way through window 35: 40 of the 100 expected. That looks more like normal than like an
+    # outage (so the outage ends), and although P(X ≤ 40 | NB(100)) is tiny it is no drop: the outage's tail. The
+    # partial window stays out of the baseline.
+    state, decisions = run([0] * 5 + [40, 100], state=steady(), start=30)
+    assert [d.direction for d in decisions] == ["outage"] * 5 + [None, None]
+    assert decisions[5].outage.last_index == 34 and not decisions[5].outage.ongoing
+    assert decisions[5].p_value < SETTINGS.p_warning and state.level == 100  # a drop anywhere else
 
 
 def test_a_small_series_outage_needs_accumulated_evidence_and_is_dated_from_its_first_empty_window():
