@@ -143,6 +143,8 @@ class CountSeries(MinuteStage):
             known[series] = index
         horizon = index - 86_400 // self.settings.tumble_s  # a day of windows
         self.known.update({series: last for series, last in known.items() if last > horizon})
+        if self.silent_from is not None:  # closed by the clock: a batch still to come adds to these counts
+            self.recounts.put(index, dict(counts))
         start = index * self.tumble_ms
         for (dimension, series), posts in sorted(counts.items()):
             yield Row(dimension, series, start, start + self.tumble_ms, posts)
@@ -157,7 +159,8 @@ class CountSeries(MinuteStage):
                 self.recounts.remove(index)
         known = self.known.value() or {}
         for index in range(silent_from, closed + 1):
-            self.recounts.put(index, {})
+            if not self.recounts.contains(index):
+                self.recounts.put(index, {})
             start = index * self.tumble_ms
             for dimension, series in sorted(s for s, last in known.items() if last < index):
                 yield Row(dimension, series, start, start + self.tumble_ms, 0)
