@@ -50,6 +50,7 @@ class JobWatch(threading.Thread):
         self.progress_s, self.poll_s, self.out = progress_s, poll_s, out
         self.state: str | None = None
         self.failures_seen = 0  # newest failure timestamp already printed
+        self.state_seen = 0  # newest state-change timestamp already printed
         self.failures, self.last_failure = 0, None
         self.last_progress = time.monotonic()
         self._stop_event = threading.Event()
@@ -64,21 +65,35 @@ class JobWatch(threading.Thread):
     def poll(self) -> None:
         job = self._get("")
         entries = self._get("/exceptions").get("exceptionHistory", {}).get("entries", [])
-        for entry in sorted(entries, key=lambda e: e["timestamp"]):  # the REST API lists the newest first
-            if entry["timestamp"] > self.failures_seen:
-                self.failures_seen = entry["timestamp"]
-                self.failures += 1
-                task = (entry.get("taskName") or "the job").split(" - execution #")[0]
-                cause = root_cause(entry.get("stacktrace") or entry["exceptionName"])
-                self.say(f"failure #{self.failures} in {task}: "
-                         + ("the same cause" if (task, cause) == self.last_failure else cause))
-                self.last_failure = (task, cause)
-        if job["state"] != self.state:
-            self.state = job["state"]
-            self.say(self.state)
+        # Failures and state changes since the last poll, in the order they happened: a job can go RUNNING ->
+        # RESTARTING between two polls, and `timestamps` (when the job last entered each state) still has both.
+        events = [(entry["timestamp"], 0, entry) for entry in entries if entry["timestamp"] > self.failures_seen]
+        events += [(entered, 1, state) for state, entered in job.get("timestamps", {}).items()
+                   if entered > self.state_seen and state not in ("INITIALIZING", "CREATED")]
+        for timestamp, is_state, what in sorted(events, key=lambda event: event[:2]):
+            if not is_state:
+                self.failures_seen = timestamp
+                self.say_failure(what)
+            else:
+                self.state_seen = timestamp
+                self.say_state(what)
+        self.say_state(job["state"])
         if self.state == "RUNNING" and time.monotonic() - self.last_progress >= self.progress_s:
             self.last_progress = time.monotonic()
             self.say(self.progress(job))
+
+    def say_failure(self, entry: dict) -> None:
+        self.failures += 1
+        task = (entry.get("taskName") or "the job").split(" - execution #")[0]
+        cause = root_cause(entry.get("stacktrace") or entry["exceptionName"])
+        self.say(f"failure #{self.failures} in {task}: "
+                 + ("the same cause" if (task, cause) == self.last_failure else cause))
+        self.last_failure = (task, cause)
+
+    def say_state(self, state: str) -> None:
+        if state != self.state:
+            self.state = state
+            self.say(state)
 
     def progress(self, job: dict) -> str:
         sources = [v for v in job["vertices"] if v["name"].startswith("Source:")]

@@ -1,6 +1,8 @@
 """The one line a foreground job prints for a failure: the innermost exception and the one that wrapped it."""
 
-from shared.job_watch import root_cause
+import io
+
+from shared.job_watch import JobWatch, root_cause
 
 TRACE = """org.apache.flink.runtime.JobException: Recovery is suppressed by NoRestartBackoffTimeStrategy
 \tat org.apache.flink.runtime.executiongraph.failover.ExecutionFailureHandler.handleFailure(Handler.java:219)
@@ -28,3 +30,35 @@ def test_an_exception_without_causes_is_its_own_first_line():
 def test_a_long_cause_is_cut_to_one_readable_line():
     line = root_cause("java.lang.RuntimeException: " + "x" * 5000)
     assert len(line) == 400 and "\n" not in line
+
+
+class SnapshotWatch(JobWatch):
+    """A watch that reads REST answers from a dict: what one poll of the Flink REST API returned."""
+
+    def __init__(self, answers: dict):
+        self.out = io.StringIO()
+        super().__init__("http://flink", "job", "streampulse-trending", out=self.out)
+        self.answers = answers
+
+    def _get(self, path: str) -> dict:
+        return self.answers[path]
+
+
+def test_states_a_job_passed_through_between_two_polls_are_printed_in_order_with_the_failure():
+    # The job went RUNNING (t=100), failed (t=200) and was RESTARTING (t=205) before the first poll saw it.
+    watch = SnapshotWatch({
+        "": {"state": "RESTARTING", "timestamps": {"INITIALIZING": 90, "CREATED": 95, "RUNNING": 100,
+                                                    "RESTARTING": 205, "FAILED": 0}},
+        "/exceptions": {"exceptionHistory": {"entries": [
+            {"timestamp": 200, "taskName": "Sink: trends_sink (1/1) - execution #0", "exceptionName": "x",
+             "stacktrace": "java.net.ConnectException: Connection refused"}]}}})
+    watch.poll()
+    assert watch.out.getvalue().splitlines() == [
+        "[streampulse-trending] RUNNING",
+        "[streampulse-trending] failure #1 in Sink: trends_sink (1/1): ConnectException: Connection refused",
+        "[streampulse-trending] RESTARTING"]
+    watch.poll()  # nothing new: nothing printed again
+    assert len(watch.out.getvalue().splitlines()) == 3
+    watch.answers[""] = {"state": "RUNNING", "timestamps": {"RUNNING": 300, "RESTARTING": 205}}
+    watch.poll()
+    assert watch.out.getvalue().splitlines()[-1] == "[streampulse-trending] RUNNING"
