@@ -17,9 +17,13 @@ Scoring. Consecutive flagged windows of a series are one alert episode; it is tr
 that affects that series (a label of the series, of its source, of everything, or a sub-series' spike that
 lands in it), from the label's first window to its last + MARGIN windows. Recall counts labels with at least
 one true episode. Outage delay: per outage and source, the first drop/outage flag of the source series at or
-after the start, minus the start, in windows. Recovery alerts: flagged windows of the affected series in the
-RECOVERY windows after an outage ends. Chance: the episode precision of random flags at the detector's own
-per-window rate (same series, same labels).
+after the start, minus the start, in windows; reported for all sources and for those averaging BUSY posts per
+window or more in the hour before (a smaller series needs more silent windows to be told from chance). Recovery
+alerts: spike and drop flags of the affected series in the RECOVERY windows after an outage ends (outage flags
+there, the outage still reported while the series is still silent, are counted apart). Outages reported after the
+fact: a small series' silence that nobody scored live, reported when it posts again, and how many of them overlap
+a labelled outage. Chance: the episode precision of random flags at the detector's own per-window rate (same
+series, same labels).
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -41,6 +45,9 @@ from shared.volume import VolumeSettings, observe, still_expected
 MARGIN = 3  # windows after a label's end in which an alert is still about it
 RECOVERY = 10  # windows after an outage in which any flag is a recovery alert
 HISTORY = 60  # windows of the rolling references
+# Posts per window at and above which an outage can be seen within 3 windows: 3 silent windows of a Poisson series
+# expecting 3 posts each happen by chance with probability e^-9 ≈ 1e-4; a smaller series needs longer silence.
+BUSY = 3
 NONE, SPIKE, DROP, OUTAGE = 0, 1, 2, 3
 CODES = {None: NONE, "spike": SPIKE, "drop": DROP, "outage": OUTAGE}
 
@@ -53,6 +60,8 @@ def report(name: str, value: float, unit: str = "") -> None:
 class Flags:
     direction: np.ndarray  # per window: NONE, SPIKE, DROP or OUTAGE
     critical: np.ndarray  # per window: bool
+    # (first, last) positions of outages reported after the fact, when a small series posts again
+    after_the_fact: list[tuple[int, int]] = field(default_factory=list)
 
 
 Detector = Callable[[np.ndarray, int], Flags]
@@ -61,14 +70,17 @@ Detector = Callable[[np.ndarray, int], Flags]
 def detect_volume(settings: VolumeSettings) -> Detector:
     def run(counts: np.ndarray, first_index: int) -> Flags:
         direction, critical = np.zeros(len(counts), np.int8), np.zeros(len(counts), bool)
-        state = None
+        state, after_the_fact = None, []
         for i, posts in enumerate(counts.tolist()):
             index = first_index + i
             if posts == 0 and (state is None or state.last_index != index - 1 or not still_expected(state, settings)):
                 continue  # the job scores a silent window only from its timer
             state, decision = observe(state, index, posts, settings)
             direction[i], critical[i] = CODES[decision.direction], decision.severity == "critical"
-        return Flags(direction, critical)
+            ended = decision.outage
+            if ended is not None and not ended.ongoing and direction[ended.start_index - first_index] == NONE:
+                after_the_fact.append((ended.start_index - first_index, ended.last_index - first_index))
+        return Flags(direction, critical, after_the_fact)
     return run
 
 
@@ -174,25 +186,40 @@ def evaluate(data: Dataset, flags: dict[str, Flags]) -> dict[str, float]:
             hits = [id(label) for a, b, label in spans[name] if first <= b and last >= a]
             true_eps += bool(hits)
             detected.update(hits)
+    late = [(name, first, last) for name, f in flags.items() for first, last in f.after_the_fact]
+    late_true = sum(any(first <= b and last >= a and label.kind == "outage" for a, b, label in spans[name])
+                    for name, first, last in late)
     out = {"precision_episodes": true_eps / max(1, all_eps), "episodes": all_eps}
+    if late:
+        out |= {"outages_reported_after_the_fact": len(late), "outages_reported_after_the_fact_true": late_true}
     for kind in ("all", "spike", "drop", "outage", "level_shift"):
         chosen = [lb for lb in data.labels if kind in ("all", lb.kind)]
         out[f"recall_{kind}"] = sum(id(lb) in detected for lb in chosen) / max(1, len(chosen))
-    delays, recovery_flags, recoveries_alerted = [], 0, 0
+    delays, busy_delays, recovery_flags, recoveries_alerted, overrun = [], [], 0, 0, 0
     for label in (lb for lb in data.labels if lb.kind == "outage"):
         a, b = label.start - data.first_index, label.end - data.first_index
         for source in sorted({data.source_of[name] for name in label.affected}):
             low = np.flatnonzero(np.isin(flags[source].direction[a:b + 1], (DROP, OUTAGE)))
             delays.append(int(low[0]) if len(low) else None)
-        after = sum(int((flags[name].direction[b + 1:b + 1 + RECOVERY] != NONE).sum()) for name in label.affected)
-        recovery_flags += after
-        recoveries_alerted += after > 0
+            if data.counts[source][max(0, a - HISTORY):a].mean() >= BUSY:
+                busy_delays.append(delays[-1])
+        after = [flags[name].direction[b + 1:b + 1 + RECOVERY] for name in label.affected]
+        # An alert about the recovery is a spike or drop; an outage flag there is the outage still reported
+        # because the series is still silent (a small series' first minutes back are often empty).
+        flagged_after = sum(int(np.isin(d, (SPIKE, DROP)).sum()) for d in after)
+        recovery_flags += flagged_after
+        recoveries_alerted += flagged_after > 0
+        overrun += sum(int((d == OUTAGE).sum()) for d in after)
     found = [d for d in delays if d is not None]
     out |= {"outage_source_pairs": len(delays), "outages_detected": len(found),
             "outages_detected_within_3_windows": sum(d <= 3 for d in found),
+            f"outages_of_sources_at_{BUSY}_or_more_per_window": len(busy_delays),
+            f"outages_of_sources_at_{BUSY}_or_more_per_window_detected_within_3_windows":
+                sum(d is not None and d <= 3 for d in busy_delays),
             "outage_delay_median": statistics.median(found) if found else math.nan,
             "outage_delay_max": max(found) if found else math.nan,
-            "recovery_alert_windows": recovery_flags, "outages_with_recovery_alert": recoveries_alerted}
+            "recovery_alert_windows": recovery_flags, "outages_with_recovery_alert": recoveries_alerted,
+            "outage_windows_after_the_label": overrun}
     flagged = sum(int((f.direction != NONE).sum()) for f in flags.values())
     days = n_windows * data.window_s / 86400
     out |= {"flagged_windows_per_series_day": flagged / days, "episodes_per_series_day": all_eps / days,

@@ -18,8 +18,10 @@ and how this answers:
   normal z is far too generous (P(X ≥ 8 | λ = 1.5) is 2·10⁻⁴, not the 3·10⁻⁵ of z = 4), and a day holds
   millions of keyword windows; so a trend must also pass the exact Poisson tail,
   P(X ≥ x | λ = max(expected, min_expected)) ≤ max_p_value;
-- a big event lifts everything: the baseline is kept on the keyword's *share* of the window's posts
-  and turned into an expected count for the current window (share mode, on by default);
+- a big event lifts everything: the baseline is kept on the keyword's *odds*, its posts over the window's
+  other posts, and turned into an expected count for the current window (share mode, on by default). The
+  odds, not the share of all posts: a common word's own burst adds to the window's posts, and a share
+  would raise its expectation with its own burst;
 - a burst must not poison its own baseline: a window enters the baseline only once it has left the
   scoring window (`overlap` later), so the windows being scored are never part of their own baseline;
 - one account posting a hundred times is not a trend: `min_authors` distinct authors are required;
@@ -29,13 +31,15 @@ and how this answers:
 A 5-minute window is slow to show a rise: a rare word at 2 posts a minute that triples adds 4 a minute, and its
 window passes p ≤ 1e-8 only after minutes of burst; a strong burst is diluted by the four quiet minutes in its
 window. Two more tests read the same baseline, each held to the same false-alert probability (issue 18):
-- the minute test: the window's newest minute alone, x₁ against λ₁ = the baseline's share × the minute's posts,
-  with the same z and Poisson-tail rule — a strong burst fires one minute after it starts;
+- the minute test: the window's newest minute alone, x₁ against λ₁ = the baseline's odds × the minute's other
+  posts, with the same z and tail rule — a strong burst fires one minute after it starts;
 - the sequential test: a Poisson CUSUM on the minute counts, S ← max(0, S + (x₁·ln ρ − (ρ − 1)·λ₁) / φ), the
   log-likelihood ratio of "the rate is ρ× the baseline" against "it is the baseline", accumulated over the minutes
   of a rise: moderate rises of rare words pile up evidence minute by minute. The chance that an excursion ever
   reaches S is at most e^−S (Wald), so the alarm is S ≥ h = ln(1 / sequential_max_p_value), and e^−S is its p.
   S is capped at h: a trend lasts while the evidence keeps coming, not for hours after one huge minute.
+  S starts once the stream is past its warm-up: evidence piled against a baseline of a few windows would alarm
+  the moment the warm-up ends.
 In every test's count an author adds at most `posts_per_author` posts (bounded from the distinct authors:
 min(posts, posts_per_author × authors)): one account posting eighty times beside three people is not a trend,
 though it passes min_authors.
@@ -79,7 +83,7 @@ class TrendingSettings(BaseModel):
     sequential_test: bool = True  # and the Poisson CUSUM on the minute counts
     sequential_ratio: Annotated[float, Field(gt=1, description="the rise the sequential test seeks, a ratio > 1")] = 3.0
     minute_z_threshold: Annotated[float, Field(gt=0, description="a positive number of standard deviations")] = 4.0
-    minute_max_p_value: Annotated[float, Field(gt=0, lt=1, description="a probability between 0 and 1")] = 1e-6
+    minute_max_p_value: Annotated[float, Field(gt=0, lt=1, description="a probability between 0 and 1")] = 1e-8
     sequential_max_p_value: Annotated[float, Field(gt=0, lt=1, description="a probability between 0 and 1")] = 1e-8
     top_n: Annotated[int, Field(ge=1, description="a whole number ≥ 1")] = 20
     redis_ttl_s: Annotated[int, Field(ge=1, description="seconds, a whole number ≥ 1")] = 3600
@@ -118,7 +122,7 @@ class WindowRow(NamedTuple):
     window_end_ms: int
     posts: int
     authors: int
-    window_posts: int  # all posts in the window, the denominator of the share
+    window_posts: int  # all posts in the window; without the keyword's, the denominator of its odds
     samples: tuple[str, ...] = ()
     stream_first_index: int | None = None  # the first window the job saw (any keyword); None = this row's
     minute_posts: int = 0  # the keyword's posts in the window's newest minute
@@ -127,7 +131,7 @@ class WindowRow(NamedTuple):
 
 
 class Baseline(NamedTuple):
-    mean: float = 0.0  # of the share (share mode) or of the count
+    mean: float = 0.0  # of the odds (share mode) or of the count
     var: float = 0.0
     first_index: int | None = None  # where the keyword's history starts
     folded_until: int | None = None  # the last window index already in mean/var
@@ -212,7 +216,7 @@ def z_score(x: float, expected: float, variance: float) -> float:
 def observe(state: Baseline | None, row: WindowRow, settings: TrendingSettings) -> tuple[Baseline, TrendDecision]:
     """Score `row` against the keyword's baseline, then queue it for the baseline."""
     state = _folded(state, row, settings)
-    scale = row.window_posts if settings.share_mode else 1
+    scale = others(row.window_posts, row.posts) if settings.share_mode else 1
     if state.folded_until is None:
         expected = std = 0.0
         z = 0.0
@@ -275,10 +279,14 @@ def sequential_step(state: Baseline, row: WindowRow, settings: TrendingSettings)
     the whole window, count 0 each); also return that minute's expected posts and the dispersion φ."""
     if state.folded_until is None:  # no baseline yet: nothing to compare with
         return state._replace(last_index=row.window_index), 0.0, 1.0
+    if row.window_index - state.first_index < settings.min_history_windows:
+        # Warm-up: a baseline of a few windows is no reference yet, and evidence piled up against it would
+        # alarm the moment the warm-up ends.
+        return state._replace(last_index=row.window_index), 0.0, 1.0
     floor = settings.min_expected / settings.overlap
     if settings.share_mode:
-        expected = max(state.mean * row.minute_total, floor)
-        dispersion = state.var * row.window_posts / state.mean if state.mean > 0 else 1.0
+        expected = max(state.mean * others(row.minute_total, row.minute_posts), floor)
+        dispersion = state.var * others(row.window_posts, row.posts) / state.mean if state.mean > 0 else 1.0
     else:
         expected = max(state.mean / settings.overlap, floor)
         dispersion = state.var / state.mean if state.mean > 0 else 1.0
@@ -304,6 +312,11 @@ def sequential_step(state: Baseline, row: WindowRow, settings: TrendingSettings)
                            evidence_expected=total), expected, dispersion)
 
 
+def others(total: int, posts: int) -> int:
+    """The posts without the keyword, the denominator of its odds (at least 1)."""
+    return total - posts if total > posts else 1
+
+
 def _folded(state: Baseline | None, row: WindowRow, settings: TrendingSettings) -> Baseline:
     if state is None:
         state = _first_baseline(row, settings)
@@ -311,7 +324,7 @@ def _folded(state: Baseline | None, row: WindowRow, settings: TrendingSettings) 
 
 
 def _queued(state: Baseline, row: WindowRow, settings: TrendingSettings) -> Baseline:
-    value = row.posts / row.window_posts if settings.share_mode and row.window_posts else float(row.posts)
+    value = row.posts / others(row.window_posts, row.posts) if settings.share_mode else float(row.posts)
     return state._replace(pending=(*state.pending, (row.window_index, value)))
 
 
@@ -325,7 +338,7 @@ def _first_baseline(row: WindowRow, settings: TrendingSettings) -> Baseline:
     # absent from `watched` sliding windows spanning watched + overlap − 1 slides, its count per window
     # is below 3·overlap / (watched + overlap − 1) with 95 % confidence (P(0 | λ) = e^−λ·… = 0.05).
     upper = 3 * settings.overlap / (watched + settings.overlap - 1)
-    mean = upper / row.window_posts if settings.share_mode and row.window_posts else upper
+    mean = upper / others(row.window_posts, row.posts) if settings.share_mode else upper
     folded = row.window_index - settings.overlap
     return Baseline(mean=mean, first_index=stream_first, folded_until=folded, windows=folded - stream_first + 1)
 

@@ -29,7 +29,9 @@ seasonal expectation:
   (the stretch's summed LLR) reaches outage_critical nats;
 - warm-up: nothing fires before `min_history_windows` windows;
 - gaps (windows nobody scored because `still_expected` was false: a small series that fell silent)
-  count as zeros for the level, folded in closed form; the factors and the dispersion skip them.
+  count as zeros for the level, folded in closed form; the factors and the dispersion skip them. A gap
+  whose empty windows sum to outage_threshold nats of outage evidence is no quiet spell but an outage,
+  reported after the fact when the series posts again, and never folded into the level.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from shared.stats import nb_tail
 HOURS, DAYS = 24, 7
 EPOCH_WEEKDAY = 3  # 1970-01-01 was a Thursday: weekday 0 is Monday
 MIN_EXPECTED = 1e-3  # posts: keeps the NB defined for a series whose factors learned a silent hour
+GAP_WINDOWS_SCORED = 7 * 1440  # a silent gap's evidence is summed over at most a week of minutes
 
 
 class VolumeSettings(BaseModel):
@@ -244,12 +247,38 @@ def outage_record(state: SeriesBaseline, last_index: int, settings: VolumeSettin
     return Outage(state.low_start, last_index, state.low_expected, state.low_observed, p_value, severity, ongoing)
 
 
+def silent_outage(state: SeriesBaseline, first: int, last: int, settings: VolumeSettings) -> Outage | None:
+    """Windows first..last that nobody scored (the series expected under min_expected posts a window, so the
+    job's timer let them pass) and in which it posted nothing: an outage after the fact when their summed
+    evidence (the outage log-likelihood ratio of empty windows against the baseline before them) reaches
+    outage_threshold. A small series that stops for an hour is reported when it posts again, and its silence
+    does not drag its level to zero, which would make the return a spike."""
+    if state.windows < settings.min_history_windows:
+        return None
+    disp = dispersion(state, settings)
+    evidence = expected = extra_var = 0.0
+    for index in range(first, min(last, first + GAP_WINDOWS_SCORED) + 1):
+        mean = max(MIN_EXPECTED, state.level * seasonal_factor(state, *seasonal_bins(index, settings.tumble_s)))
+        evidence += outage_llr(0, mean, disp, settings.outage_fraction)
+        expected, extra_var = expected + mean, extra_var + disp * mean * mean
+    if evidence < settings.outage_threshold:
+        return None
+    severity = "critical" if evidence >= settings.outage_critical else "warning"
+    p_value = nb_tail(0, expected, max(extra_var / (expected * expected), 1e-9), upper=False)
+    return Outage(first, last, expected, 0, p_value, severity, ongoing=False)
+
+
 def observe(state: SeriesBaseline | None, index: int, posts: int,
             settings: VolumeSettings) -> tuple[SeriesBaseline, VolumeDecision]:
     """Score window `index` of a series against its baseline, then update the baseline."""
     state = state or SeriesBaseline()
+    silent = None
     if state.last_index is not None and index > state.last_index + 1:
-        state = fold_absent(state, index - state.last_index - 1, settings)
+        silent = silent_outage(state, state.last_index + 1, index - 1, settings)
+        if silent is None:
+            state = fold_absent(state, index - state.last_index - 1, settings)
+        else:  # an outage never becomes baseline: its empty windows are not folded in
+            state = replace(state, last_index=index - 1)
     hour, day = seasonal_bins(index, settings.tumble_s)
     if not state.windows:
         state = update_baseline(state, posts, 0.0, 0.0, hour, day, settings)
@@ -268,7 +297,7 @@ def observe(state: SeriesBaseline | None, index: int, posts: int,
     # any post), and that window is scored as an ordinary one.
     llr = outage_llr(posts, mean, disp, settings.outage_fraction)
     cusum = cusum_step(state.cusum, llr)
-    ended = None
+    ended = silent
     if cusum > 0 and not (state.in_outage and llr < 0):
         fresh = state.cusum <= 0
         low = replace(state, cusum=cusum, low_start=index if fresh else state.low_start,

@@ -59,9 +59,10 @@ def test_fold_applies_zeros_for_absent_windows_in_order():
     assert later.mean == pytest.approx(6.25 * 0.125) and later.folded_until == 7
 
 
-def row(index: int, posts: int, *, authors: int | None = None, total: int = 1000, keyword: str = "k") -> WindowRow:
+def row(index: int, posts: int, *, authors: int | None = None, others: int = 1000, keyword: str = "k") -> WindowRow:
+    """A window with `others` posts without the keyword: the denominator of its odds."""
     return WindowRow(keyword, index, (index - 5) * 60_000, index * 60_000, posts,
-                     posts if authors is None else authors, total)
+                     posts if authors is None else authors, posts + others)
 
 
 def run(series, settings, **kw):
@@ -128,8 +129,8 @@ def test_steady_keyword_does_not_fire_and_a_burst_does_without_poisoning_its_bas
 def test_share_mode_ignores_a_busy_hour_that_lifts_everything():
     series = [(i, 50) for i in range(30)]
     state, _ = run(series, SETTINGS)
-    # the busy hour: the keyword doubles, but so does the window's total
-    state, decision = observe(state, row(30, 100, total=2000), SETTINGS)
+    # the busy hour: the keyword doubles, but so does everything else
+    state, decision = observe(state, row(30, 100, others=2000), SETTINGS)
     assert not decision.is_trend and decision.expected == pytest.approx(100.0)
     raw_counts = TrendingSettings(**(SETTINGS.model_dump() | {"share_mode": False}))
     _, decisions = run([*series, (30, 100)], raw_counts)
@@ -171,9 +172,11 @@ def test_overlap_is_the_number_of_slides_in_a_window():
     assert TrendingSettings(hop_size_s=300, hop_slide_s=60).overlap == 5
 
 
-def minute_row(index: int, posts: int, authors: int | None = None, *, window: int = 50, total: int = 200):
-    return WindowRow("k", index, (index - 5) * 60_000, index * 60_000, window, window, 1000, (), None, posts, total,
-                     posts if authors is None else authors)
+def minute_row(index: int, posts: int, authors: int | None = None, *, window: int = 50, others: int = 200):
+    """A window of `window` posts of the keyword beside 1000 others, whose newest minute has `posts` of them
+    beside `others`."""
+    return WindowRow("k", index, (index - 5) * 60_000, index * 60_000, window, window, window + 1000, (), None, posts,
+                     posts + others, posts if authors is None else authors)
 
 
 def test_an_author_adds_at_most_two_posts_to_the_evidence():
@@ -184,13 +187,13 @@ def test_an_author_adds_at_most_two_posts_to_the_evidence():
     state = None
     for index in range(30):
         state, _ = observe(state, minute_row(index, 0, window=3), SETTINGS)
-    spam = WindowRow("k", 30, 25 * 60_000, 30 * 60_000, 80, 4, 1000, (), None, 0, 200, 0)
+    spam = WindowRow("k", 30, 25 * 60_000, 30 * 60_000, 80, 4, 1080, (), None, 0, 200, 0)
     assert observe(state, spam, SETTINGS)[1].z > 10 and not observe(state, spam, SETTINGS)[1].is_trend
 
 
 def test_the_sequential_test_adds_the_log_likelihood_ratio_minute_by_minute():
-    # share 0.002 of 200 posts: λ₁ = 0.4 a minute (above the floor min_expected / overlap = 0.2); variance at the
-    # Poisson level, so φ = 1. ρ = 3: a minute of 5 posts adds 5·ln 3 − 2·0.4 = 4.6931 nats.
+    # odds 0.002 against 200 other posts: λ₁ = 0.4 a minute (above the floor min_expected / overlap = 0.2);
+    # variance at the Poisson level, so φ = 1. ρ = 3: a minute of 5 posts adds 5·ln 3 − 2·0.4 = 4.6931 nats.
     state = Baseline(mean=0.002, var=0.002 / 1000, first_index=0, folded_until=34, windows=35)
     state, expected, dispersion = sequential_step(state, minute_row(40, 5), SETTINGS)
     assert expected == pytest.approx(0.4) and dispersion == 1.0
@@ -211,7 +214,8 @@ def test_the_sequential_evidence_is_capped_at_the_alarm_and_scaled_by_overdisper
     state = Baseline(mean=0.002, var=0.0, first_index=0, folded_until=34, windows=35)
     capped, _, _ = sequential_step(state, minute_row(40, 100), SETTINGS)
     assert capped.evidence == pytest.approx(-math.log(SETTINGS.sequential_max_p_value))  # 18.42 nats
-    # counts that vary 10× more than Poisson (variance/mean of the window counts = 0.0001·1000/0.01 = 10): a
+    # counts that vary 10× more than Poisson (variance/mean of the window counts = 0.0001·1000/0.01 = 10, 1000
+    # posts without the keyword in the window): a
     # minute of 20 posts against λ₁ = 2 adds (20·ln 3 − 4)/10 nats
     noisy = Baseline(mean=0.01, var=0.0001, first_index=0, folded_until=34, windows=35)
     noisy, expected, dispersion = sequential_step(noisy, minute_row(40, 20), SETTINGS)

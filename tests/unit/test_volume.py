@@ -8,6 +8,7 @@ import pytest
 
 from shared.stats import nb_tail
 from shared.volume import (
+    Outage,
     SeriesBaseline,
     VolumeSettings,
     cusum_step,
@@ -152,7 +153,22 @@ def test_still_expected_follows_the_expected_count():
 
 
 def test_windows_nobody_scored_count_as_zeros_for_the_level():
-    state = steady()
-    state, decision = observe(state, 32, 100, SETTINGS)  # windows 30 and 31 were absent
-    assert decision.expected == pytest.approx(100 * 0.95**2)  # two zeros at alpha 0.05
+    # A series of 2 posts a window; windows 30 and 31 nobody scored (the job skips silent windows it does not expect):
+    # each empty window is log(P(0 | outage)) − log(P(0 | NB)) = −0.1 + 500·ln(502/500) = 1.896 nats, 3.79 in
+    # all, short of outage_threshold 9: two ordinary zeros at alpha 0.05.
+    state = steady(level=2)
+    state, decision = observe(state, 32, 2, SETTINGS)
+    assert decision.expected == pytest.approx(2 * 0.95**2) and decision.outage is None
     assert state.windows == 33 and state.last_index == 32
+
+
+def test_a_long_unscored_silence_is_an_outage_after_the_fact_and_not_baseline():
+    # Ten empty windows (30..39) of the same series: 10 × 1.896 = 18.96 nats ≥ 9, below outage_critical 20. It is
+    # reported when posts return, as an ended outage, and the level is still 2: the return is no spike.
+    state = steady(level=2)
+    llr = -0.1 + 500 * math.log(502 / 500)
+    state, decision = observe(state, 40, 2, SETTINGS)
+    assert decision.outage == Outage(30, 39, pytest.approx(20.0), 0, pytest.approx(
+        nb_tail(0, 20.0, 10 * 0.002 * 4 / 400, upper=False)), "warning", False)
+    assert 10 * llr == pytest.approx(18.96, abs=0.01) and decision.expected == pytest.approx(2.0)
+    assert not decision.is_anomaly and state.level == pytest.approx(2.0) and state.last_index == 40
