@@ -58,6 +58,9 @@ def prepare_process_environment(settings: Settings) -> None:
         if not link.exists():
             link.symlink_to(target, target_is_directory=True)
     os.environ.setdefault("FLINK_PLUGINS_DIR", str(plugins))
+    # An embedded job would otherwise start PyFlink's "loopback" worker pool: an unauthenticated gRPC server on
+    # every interface ([::]:0) that starts Python workers on request. In process mode the JVM starts them itself.
+    os.environ.setdefault("_python_worker_execution_mode", "process")
     # Without FLINK_HOME, PyFlink's gateway launcher looks for it and on the way resets FLINK_PLUGINS_DIR
     # to the wheel's own plugins folder (pyflink/find_flink_home.py), which has no S3 filesystem.
     os.environ.setdefault("FLINK_HOME", str(Path(pyflink.__file__).parent))
@@ -82,6 +85,13 @@ def job_config(settings: Settings, job_name: str) -> dict[str, str]:
         "python.pythonpath": f"{PROJECT_ROOT}{os.pathsep}{site_packages}",
         "execution.checkpointing.interval": f"{int(flink.checkpoint_interval_s * 1000)} ms",
         "execution.checkpointing.mode": "EXACTLY_ONCE",
+        # The embedded mini-cluster's REST API (it can run any jar), blob server and shuffle listen on this
+        # machine only; a cluster sets its own (stack/cluster.py, docker/flink-cluster.sh).
+        "rest.address": "localhost",
+        "rest.bind-address": "localhost",
+        "jobmanager.bind-host": "localhost",
+        "taskmanager.bind-host": "localhost",
+        "taskmanager.host": "localhost",
         "state.backend.type": flink.state_backend,
         # One-phase aggregation: the two-phase split ships whole COUNT(DISTINCT) sets from the local to
         # the global window operator, which re-serialises them into RocksDB on every merge (measured

@@ -81,6 +81,7 @@ class Cluster:
         config |= {
             "rest.port": flink.rest_port,
             "rest.address": "localhost",
+            "rest.bind-address": "localhost",
             "jobmanager.rpc.address": "localhost",
             "jobmanager.bind-host": "localhost",
             "taskmanager.bind-host": "localhost",

@@ -10,6 +10,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
+from psycopg import sql
+
 from shared import clients
 from shared.settings import PROJECT_ROOT, Settings, load_settings, read_env_file
 from stack.processes import owned, stop_pids
@@ -108,14 +110,17 @@ def migrate(settings: Settings) -> list[str]:
     pg = settings.postgres
     with clients.postgres(settings, "admin", database="postgres") as conn:
         if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (pg.database,)).fetchone() is None:
-            conn.execute(f'CREATE DATABASE "{pg.database}"')
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(pg.database)))
         for role in ("writer", "reader"):
             user = getattr(pg, f"{role}_user")
             password = getattr(pg, f"{role}_password").get_secret_value()
             exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (user,)).fetchone()
-            verb = "ALTER" if exists else "CREATE"
-            # Identifiers and the password cannot be bound parameters in role DDL; both are project-made.
-            conn.execute(f"{verb} ROLE \"{user}\" LOGIN PASSWORD '{password}'")
+            # Role DDL takes no bound parameters. What the SQL text carries is the SCRAM verifier libpq computes
+            # here (as psql's \password does), never the password: not in the server's log, pg_stat_activity or
+            # an error message.
+            verifier = conn.pgconn.encrypt_password(password.encode(), user.encode(), b"scram-sha-256").decode()
+            conn.execute(sql.SQL("{} ROLE {} LOGIN PASSWORD {}").format(
+                sql.SQL("ALTER" if exists else "CREATE"), sql.Identifier(user), sql.Literal(verifier)))
     applied = []
     names = {"database": pg.database, "admin_role": pg.admin_user, "writer_role": pg.writer_user,
              "reader_role": pg.reader_user}
@@ -128,9 +133,9 @@ def migrate(settings: Settings) -> list[str]:
         for path in sorted(MIGRATIONS.glob("*.sql")):
             if path.stem in done:
                 continue
-            sql = string.Template(path.read_text()).substitute(names)
+            statements = string.Template(path.read_text()).substitute(names)
             with conn.transaction():
-                conn.execute(sql)
+                conn.execute(statements)
                 conn.execute("INSERT INTO schema_migrations (version) VALUES (%s)", (path.stem,))
             applied.append(path.stem)
     return applied

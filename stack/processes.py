@@ -17,6 +17,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from shared.settings import ENV_PREFIX
+
 
 def pid_alive(pid: int) -> bool:
     try:
@@ -41,6 +43,14 @@ def start_time(pid: int) -> str:
 
 
 OWNER_ENV = "STREAMPULSE_OWNER"
+
+
+def service_environment(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of a process the stack starts: this one's without any StreamPulse setting (the
+    credentials file puts every stack secret into os.environ), plus what that process itself needs. Superset
+    does not get PostgreSQL's superuser password, nor Kafka MinIO's root keys."""
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX)}
+    return {**inherited, **(extra or {})}
 
 
 def owned(run_dir: Path, prefix: str = "") -> dict[int, str]:
@@ -106,7 +116,8 @@ class ManagedProcess:
         with open(self.log_file, "ab") as log:
             proc = subprocess.Popen(
                 argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, cwd=cwd,
-                env={**os.environ, **(env or {}), OWNER_ENV: f"{self.run_dir}/{self.name}"}, start_new_session=True,
+                env=service_environment({**(env or {}), OWNER_ENV: f"{self.run_dir}/{self.name}"}),
+                start_new_session=True,
             )
         self.pid_file.write_text(f"{proc.pid} {start_time(proc.pid)}\n")
         return proc.pid

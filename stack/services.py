@@ -26,7 +26,7 @@ import yaml
 from shared import clients
 from shared.settings import Settings
 from stack import jars
-from stack.processes import ManagedProcess, pid_alive, tail, wait_until
+from stack.processes import ManagedProcess, pid_alive, service_environment, tail, wait_until
 
 
 class StackError(RuntimeError):
@@ -389,7 +389,7 @@ class Postgres(Service):
         # pg_ctl forks the postmaster and returns; -w waits until it accepts connections.
         result = subprocess.run(self._as_owner([
             self._bin("pg_ctl"), "-D", str(self.data), "-l", str(self.log_file), "-w", "-t", "90", "start"]),
-            capture_output=True, text=True)
+            capture_output=True, text=True, env=service_environment())
         if result.returncode != 0:
             raise StackError(f"PostgreSQL at {self.address} did not start:\n{result.stdout}{result.stderr}\n"
                              f"Last lines of {self.log_file}:\n{tail(self.log_file)}")

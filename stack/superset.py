@@ -31,7 +31,7 @@ import requests
 import yaml
 
 from shared.settings import ENV_PREFIX, PROJECT_ROOT, ConfigError, Settings
-from stack.processes import ManagedProcess, owned, stop_pids, tail, wait_until
+from stack.processes import ManagedProcess, owned, service_environment, stop_pids, tail, wait_until
 from stack.services import StackError
 
 DASHBOARDS = PROJECT_ROOT / "dashboards" / "superset"
@@ -40,6 +40,26 @@ REQUIREMENTS = PROJECT_ROOT / "config" / "superset-requirements.txt"
 CONSTRAINTS = PROJECT_ROOT / "config" / "superset-constraints.txt"
 DATABASE_FILE = "databases/StreamPulse.yaml"
 # Values that ship in Superset's docs, images and examples: never acceptable in production.
+# Run by Superset's Python with the admin's name as argument and its password on standard input: what `superset
+# fab create-admin` / `reset-password` do, without the password on a command line.
+SET_ADMIN = """
+import sys
+from superset.app import create_app
+username, password = sys.argv[1], sys.stdin.read()
+with create_app().app_context():
+    from flask import current_app
+    sm = current_app.appbuilder.sm
+    user = sm.find_user(username=username)
+    if user:
+        sm.reset_password(user.id, password)
+        print("password reset")
+    elif sm.add_user(username, "StreamPulse", "Admin", f"{username}@localhost", sm.find_role(sm.auth_role_admin),
+                     password):
+        print("created")
+    else:
+        sys.exit(f"Flask-AppBuilder did not create user {username} (see the messages above)")
+"""
+
 KNOWN_DEFAULTS = {"", "admin", "password", "general", "CHANGE_ME_TO_A_COMPLEX_RANDOM_SECRET", "thisISaSECRET_1234",
                   "\x02\x01thisismyscretkey\x01\x02\\e\\y\\y\\h", "superset", "secret"}
 MIN_SECRET_KEY = 32
@@ -117,30 +137,33 @@ class Superset:
             "PATH": f"{self.bin}{os.pathsep}{os.environ.get('PATH', '')}",
         }
 
-    def cli(self, *args: str, secret: str | None = None) -> str:
-        """`superset ARGS` in Superset's venv; `secret` is masked in an error message."""
-        result = subprocess.run([str(self.bin / "superset"), *args], env={**os.environ, **self.env()},
+    def cli(self, *args: str) -> str:
+        """`superset ARGS` in Superset's venv."""
+        result = subprocess.run([str(self.bin / "superset"), *args], env=service_environment(self.env()),
                                 capture_output=True, text=True, cwd=self.home)
         if result.returncode != 0:
-            command = " ".join(args).replace(secret, "***") if secret else " ".join(args)
-            raise StackError(f"`superset {command}` failed:\n{result.stdout[-2000:]}{result.stderr[-3000:]}")
+            raise StackError(f"`superset {' '.join(args)}` failed:\n{result.stdout[-2000:]}{result.stderr[-3000:]}")
         return result.stdout + result.stderr
+
+    def set_admin(self) -> str:
+        """Create the admin user, or reset its password, through Flask-AppBuilder's security manager in
+        Superset's venv, the password on standard input: `superset fab create-admin --password` would put it
+        on a command line, where `ps` shows it to every user of the machine."""
+        config = self.settings.superset
+        result = subprocess.run(
+            [str(self.bin / "python"), "-c", SET_ADMIN, config.admin_user], input=config.admin_password
+            .get_secret_value(), env=service_environment(self.env()), capture_output=True, text=True, cwd=self.home)
+        if result.returncode != 0:
+            raise StackError(f"setting Superset's admin user {config.admin_user} failed:\n{result.stderr[-3000:]}")
+        return result.stdout.strip()
 
     def prepare(self, out=sys.stderr) -> None:
         """Metadata schema, the admin user with the configured password, roles and permissions."""
         config = self.settings.superset
-        password = config.admin_password.get_secret_value()
         self.home.mkdir(parents=True, exist_ok=True)
         print(f"[superset] metadata in {self.home / 'superset.db'}: upgrading", file=out, flush=True)
         self.cli("db", "upgrade")
-        listed = self.cli("fab", "list-users")
-        if f"username:{config.admin_user} " in listed or f"username:{config.admin_user}|" in listed:
-            self.cli("fab", "reset-password", "--username", config.admin_user, "--password", password,
-                     secret=password)
-        else:
-            self.cli("fab", "create-admin", "--username", config.admin_user, "--firstname", "StreamPulse",
-                     "--lastname", "Admin", "--email", f"{config.admin_user}@localhost", "--password", password,
-                     secret=password)
+        print(f"[superset] admin user {config.admin_user}: {self.set_admin()}", file=out, flush=True)
         initialised = self.home / ".initialised"
         if not initialised.exists():
             print("[superset] creating roles and permissions (superset init)", file=out, flush=True)

@@ -19,6 +19,7 @@ from stack import manager
 from stack.processes import owned, pid_alive, wait_until
 from stack.services import Redis
 from tests.integration.conftest import cli
+from tests.integration.test_least_privilege import on_loopback, process_tree, sockets_of
 from tests.integration.test_superset import free_port
 
 
@@ -97,6 +98,9 @@ def test_a_foreground_job_prints_its_restarts_with_the_cause(settings, kafka_top
             except queue.Empty:
                 assert process.poll() is None, f"the job exited ({process.returncode}):\n{''.join(seen)[-3000:]}"
         said_lines = "".join(seen)[-3000:]
+        # The embedded job's REST API (it runs any jar), blob server and Python workers listen on loopback only.
+        held = sockets_of(process_tree(process.pid))
+        assert held and all(on_loopback(address) for address in held), held
         assert "[streampulse-trending] RUNNING" in said_lines
         # The cause in one line, with the address that refused: not only in a log file.
         assert re.search(r"\[streampulse-trending\] failure #1 in .*Sink: .*: ConnectException: Connection refused "

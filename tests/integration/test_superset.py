@@ -12,6 +12,7 @@ import shutil
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import yaml
@@ -23,6 +24,7 @@ from stack.services import apt_install
 from stack.superset import BUNDLE, Superset
 from tests.integration.conftest import cli
 from tests.integration.sinks import produce
+from tests.integration.test_least_privilege import on_loopback, secrets_of, sockets_of
 from tests.integration.test_trending_job import SAMPLE
 
 ARTIFACTS = PROJECT_ROOT / "test-artifacts"
@@ -93,7 +95,20 @@ def superset(settings, tmp_path, monkeypatch, filled_postgres):
 
 
 def test_the_dashboards_import_into_a_fresh_superset_and_render_every_chart(superset):
+    # Superset's processes listen on loopback and hold its own secret key, not PostgreSQL's or MinIO's secrets;
+    # its database is not open to SQL Lab.
+    processes = owned(superset.settings.stack.state_path / "run", "superset-")
+    held = sockets_of(processes)
+    assert held and all(on_loopback(address) for address in held), held
+    secrets = secrets_of(superset.settings)
+    for pid in processes:
+        environment = Path(f"/proc/{pid}/environ").read_bytes().decode(errors="replace")
+        assert {key for key, value in secrets.items() if value in environment} <= {
+            "STREAMPULSE_SUPERSET__SECRET_KEY"}, pid
     session = superset.session()
+    databases = session.get(f"{superset.url}/api/v1/database/", timeout=60,
+                            params={"q": "(columns:!(database_name,expose_in_sqllab))"}).json()["result"]
+    assert databases == [{"database_name": "StreamPulse", "expose_in_sqllab": False}]
     charts = {c["slice_name"]: c for c in session.get(
         f"{superset.url}/api/v1/chart/", params={"q": "(columns:!(id,slice_name),page_size:100)"}, timeout=60
     ).json()["result"]}
