@@ -62,6 +62,11 @@ class KafkaSettings(_Section):
     heap: Annotated[str, Field(pattern=r"^\d+[mg]$", description="a JVM heap size such as 512m or 1g")] = "768m"
     default_partitions: Annotated[int, Field(ge=1, description="a whole number ≥ 1")] = 2
     topics: dict[str, Annotated[int, Field(ge=1)]] = Field(default_factory=dict)
+    # How long each topic keeps a record (Kafka's retention.ms); a topic not listed keeps the broker's default.
+    # The dead-letter topic keeps raw payloads, deleted posts among them: its retention bounds how long one
+    # survives there.
+    retention_hours: dict[str, Annotated[float, Field(gt=0, description="hours, a positive number")]] = Field(
+        default_factory=dict)
     # SASL/SCRAM principals (ACLs in stack/services.py): the producers alone may write social.posts; the jobs
     # read every topic and write their outputs; the admin manages topics and ACLs. Passwords are generated.
     admin_user: str = "streampulse-admin"
@@ -140,6 +145,10 @@ class MinioSettings(_Section):
     module_version: str = "latest"
     access_key: SecretStr | None = None
     secret_key: SecretStr | None = None
+    # Lifecycle rules of the bucket: objects under each prefix expire this many days after they were written
+    # (MinIO's scanner deletes them). Flink's checkpoints are not listed: Flink keeps its own few.
+    retention_days: dict[str, Annotated[int, Field(ge=1, description="days, a whole number ≥ 1")]] = Field(
+        default_factory=dict)
 
     @property
     def endpoint(self) -> str:

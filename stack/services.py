@@ -261,18 +261,34 @@ class Kafka(Service):
             admin.close()
 
     def create_topics(self) -> list[str]:
-        from kafka.admin import NewTopic
+        """Create the configured topics that do not exist yet, and set every configured topic's retention
+        (also on topics made before, so that changing retention_hours takes effect at the next `up`)."""
+        from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
 
+        kafka = self.settings.kafka
         admin = clients.kafka_admin(self.settings, options=self.internal_options())
         try:
             existing = set(admin.list_topics())
-            wanted = [NewTopic(name, partitions, 1) for name, partitions in self.settings.kafka.topics.items()
-                      if name not in existing]
+            wanted = [NewTopic(name, partitions, 1, topic_configs=retention_configs(kafka.retention_hours.get(name)))
+                      for name, partitions in kafka.topics.items() if name not in existing]
             if wanted:
                 admin.create_topics(wanted)
+            kept = [ConfigResource(ConfigResourceType.TOPIC, name, configs=retention_configs(hours))
+                    for name, hours in kafka.retention_hours.items() if name in existing]
+            if kept:
+                admin.alter_configs(kept, incremental=True)
             return [t.name for t in wanted]
         finally:
             admin.close()
+
+
+def retention_configs(hours: float | None) -> dict[str, str]:
+    """Kafka topic configs for a retention of `hours`: retention.ms, and segment.ms at a 24th of it (at least an
+    hour), because only a closed segment is deleted: a record outlives its retention by at most one segment."""
+    if hours is None:
+        return {}
+    retention_ms = int(hours * 3_600_000)
+    return {"retention.ms": str(retention_ms), "segment.ms": str(max(3_600_000, retention_ms // 24))}
 
 
 BROKER_USER = "broker"
@@ -507,12 +523,23 @@ class Minio(Service):
             return response.status == 200
 
     def create_bucket(self) -> bool:
+        """Create the lake's bucket if missing (True when it was) and set its lifecycle rules from
+        minio.retention_days, every time: a changed retention takes effect at the next `up`."""
+        from minio.commonconfig import ENABLED, Filter
+        from minio.lifecycleconfig import Expiration, LifecycleConfig, Rule
+
         client = clients.minio(self.settings)
-        bucket = self.settings.minio.bucket
-        if client.bucket_exists(bucket):
-            return False
-        client.make_bucket(bucket)
-        return True
+        ms = self.settings.minio
+        made = not client.bucket_exists(ms.bucket)
+        if made:
+            client.make_bucket(ms.bucket)
+        rules = [Rule(ENABLED, rule_filter=Filter(prefix=prefix), rule_id=f"expire {prefix}",
+                      expiration=Expiration(days=days)) for prefix, days in sorted(ms.retention_days.items())]
+        if rules:
+            client.set_bucket_lifecycle(ms.bucket, LifecycleConfig(rules))
+        else:
+            client.delete_bucket_lifecycle(ms.bucket)
+        return made
 
 
 class Prometheus(Service):

@@ -36,30 +36,11 @@ from stack.services import StackError
 
 DASHBOARDS = PROJECT_ROOT / "dashboards" / "superset"
 BUNDLE = DASHBOARDS / "bundle"
+SET_ADMIN = DASHBOARDS / "set_admin.py"  # run by Superset's own Python
 REQUIREMENTS = PROJECT_ROOT / "config" / "superset-requirements.txt"
 CONSTRAINTS = PROJECT_ROOT / "config" / "superset-constraints.txt"
 DATABASE_FILE = "databases/StreamPulse.yaml"
 # Values that ship in Superset's docs, images and examples: never acceptable in production.
-# Run by Superset's Python with the admin's name as argument and its password on standard input: what `superset
-# fab create-admin` / `reset-password` do, without the password on a command line.
-SET_ADMIN = """
-import sys
-from superset.app import create_app
-username, password = sys.argv[1], sys.stdin.read()
-with create_app().app_context():
-    from flask import current_app
-    sm = current_app.appbuilder.sm
-    user = sm.find_user(username=username)
-    if user:
-        sm.reset_password(user.id, password)
-        print("password reset")
-    elif sm.add_user(username, "StreamPulse", "Admin", f"{username}@localhost", sm.find_role(sm.auth_role_admin),
-                     password):
-        print("created")
-    else:
-        sys.exit(f"Flask-AppBuilder did not create user {username} (see the messages above)")
-"""
-
 KNOWN_DEFAULTS = {"", "admin", "password", "general", "CHANGE_ME_TO_A_COMPLEX_RANDOM_SECRET", "thisISaSECRET_1234",
                   "\x02\x01thisismyscretkey\x01\x02\\e\\y\\y\\h", "superset", "secret"}
 MIN_SECRET_KEY = 32
@@ -151,7 +132,7 @@ class Superset:
         on a command line, where `ps` shows it to every user of the machine."""
         config = self.settings.superset
         result = subprocess.run(
-            [str(self.bin / "python"), "-c", SET_ADMIN, config.admin_user], input=config.admin_password
+            [str(self.bin / "python"), str(SET_ADMIN), config.admin_user], input=config.admin_password
             .get_secret_value(), env=service_environment(self.env()), capture_output=True, text=True, cwd=self.home)
         if result.returncode != 0:
             raise StackError(f"setting Superset's admin user {config.admin_user} failed:\n{result.stderr[-3000:]}")

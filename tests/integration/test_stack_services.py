@@ -51,6 +51,8 @@ def test_postgres_writer_writes_reader_reads_and_reader_cannot_write(settings):
         with clients.postgres(settings, "reader") as reader:
             assert reader.execute("SELECT events, total FROM stack_smoke WHERE smoke_key = %s",
                                   (key,)).fetchone() == (1, 42)
+            # Its sessions are read-only by default; in one that turns that off, the grants still hold.
+            reader.execute("SET default_transaction_read_only = off")
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 reader.execute("INSERT INTO stack_smoke (smoke_key, events, total) VALUES (%s, 1, 1)", (key + "x",))
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
@@ -121,3 +123,27 @@ def test_only_the_producers_may_write_the_posts_topic(settings):
         assert producer.partitions_for("social.posts")  # described: the producers may write here
     finally:
         producer.close(timeout=5)
+
+
+def test_every_configured_topic_keeps_records_for_its_retention(settings):
+    from kafka.admin import ConfigResource, ConfigResourceType
+
+    retention = settings.kafka.retention_hours
+    assert retention["social.posts.dlq"] <= 24  # the dead-letter topic bounds how long a deleted post's payload lives
+    admin = clients.kafka_admin(settings)
+    try:
+        described = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, name) for name in retention])
+    finally:
+        admin.close()
+    for name, hours in retention.items():
+        configs = described["topic"][name]
+        assert int(configs["retention.ms"]["value"]) == int(hours * 3_600_000), name
+        # Only closed segments are deleted: a segment spans at most a 24th of the retention (an hour at least).
+        assert int(configs["segment.ms"]["value"]) <= max(3_600_000, int(hours * 3_600_000) // 24), name
+
+
+def test_the_lake_expires_each_prefix_after_its_retention(settings):
+    lifecycle = clients.minio(settings).get_bucket_lifecycle(settings.minio.bucket)
+    rules = {rule.rule_filter.prefix: (rule.status, rule.expiration.days) for rule in lifecycle.rules}
+    assert rules == {prefix: ("Enabled", days) for prefix, days in settings.minio.retention_days.items()}
+    assert set(rules) == {"posts/", "keyword_counts/"}  # the archive job's and the trending job's outputs
