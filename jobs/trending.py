@@ -43,10 +43,20 @@ from shared.keyword_windows import (
 )
 from shared.minute_stage import QUARANTINE, MinuteStage
 from shared.settings import Settings, load_settings
-from shared.trends import Baseline, TrendDecision, TrendingSettings, WindowRow, advance, observe, rank
+from shared.trends import (
+    Baseline,
+    TrendDecision,
+    TrendingSettings,
+    WindowRow,
+    advance,
+    expired,
+    observe,
+    rank,
+)
 
 log = logging.getLogger(__name__)
 
+SWEEP_EVERY_WINDOWS = 60  # how often (in sliding windows) the baselines past their TTL are dropped
 REDIS_CURRENT = "streampulse:trends:current"  # sorted set keyword → z of the latest window with trends
 REDIS_KEYWORD = "streampulse:trend:"  # + keyword: hash of the keyword's latest trend
 # Replace the current set only with a window at least as new as the one it holds, and each keyword's
@@ -140,6 +150,7 @@ class CountAndScore(MinuteStage):
         metrics = runtime_context.get_metrics_group()
         self.trends_emitted = metrics.counter("trendsEmitted")
         self.windows_scored = metrics.counter("windowsScored")
+        self.baselines_expired = metrics.counter("baselinesExpired")
         self.redis = RedisTrendPublisher(self.redis_options, self.settings.redis_ttl_s)
         # Read-through copies of state this instance wrote or read; a restored instance starts empty and
         # reads the state, which stays the truth.
@@ -238,6 +249,14 @@ class CountAndScore(MinuteStage):
 
     # -- sliding windows --------------------------------------------------------------------------------------
 
+    def _sweep(self, end: int) -> None:
+        """Drop the baselines of keywords absent for longer than state_ttl_s (shared.trends.expired): the state
+        holds the vocabulary of the last day, not of every word ever seen. One pass over the map an hour."""
+        gone = [keyword for keyword, stored in self.baselines.items() if expired(Baseline(*stored), end, self.settings)]
+        for keyword in gone:
+            self.baselines.remove(keyword)
+        self.baselines_expired.inc(len(gone))
+
     def _score_window(self, end: int, progress: Progress):
         overlap, tumble = self.settings.overlap, self.tumble_ms
         minutes = [m for m in (self._minute(i) for i in range(end - overlap, end)) if m is not None]
@@ -269,6 +288,8 @@ class CountAndScore(MinuteStage):
         self.baselines.put_all(updated)
         self.baseline_cache = updated  # the next window holds mostly the same keywords
         self.windows_scored.inc()
+        if end % SWEEP_EVERY_WINDOWS == 0:
+            self._sweep(end)
 
         ranked = rank(decisions, self.settings.top_n)
         if ranked:

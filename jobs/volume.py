@@ -33,6 +33,7 @@ import argparse
 import logging
 import sys
 import uuid
+from dataclasses import replace
 
 if __package__ in (None, ""):  # `flink run -py jobs/volume.py`: make the project importable
     sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent.parent))
@@ -41,11 +42,11 @@ from pyflink.common import Row, Types
 from pyflink.datastream import KeyedProcessFunction, OutputTag, RuntimeContext, TimeDomain
 from pyflink.datastream.state import MapStateDescriptor, ValueStateDescriptor
 
-from shared.flink import add_sql, execute, interval, jdbc_options, posts_source_values, stream_env
+from shared.flink import add_sql, execute, interval, jdbc_options, posts_source_values, stream_env, time_to_live
 from shared.minute_stage import QUARANTINE, MinuteStage
 from shared.post import SocialPost
 from shared.settings import Settings, load_settings
-from shared.volume import Outage, VolumeDecision, VolumeSettings, observe, series_of, still_expected
+from shared.volume import Outage, VolumeDecision, VolumeSettings, forgotten, observe, series_of, still_expected
 
 log = logging.getLogger(__name__)
 
@@ -188,7 +189,9 @@ class ScoreSeries(KeyedProcessFunction):
         self.window_ms = settings.tumble_s * 1000
 
     def open(self, runtime_context: RuntimeContext):
-        self.baseline = runtime_context.get_state(ValueStateDescriptor("baseline", Types.PICKLED_BYTE_ARRAY()))
+        baseline = ValueStateDescriptor("baseline", Types.PICKLED_BYTE_ARRAY())
+        baseline.enable_time_to_live(time_to_live(self.settings.series_ttl_s))
+        self.baseline = runtime_context.get_state(baseline)
         self.anomalies = runtime_context.get_metrics_group().counter("volumeAnomalies")
 
     def process_element(self, value, ctx):
@@ -214,9 +217,16 @@ class ScoreSeries(KeyedProcessFunction):
 
     def _score(self, index: int, posts: int, ctx):
         state, decision = observe(self.baseline.value(), index, posts, self.settings)
-        self.baseline.update(state)
-        if still_expected(state, self.settings):
-            ctx.timer_service().register_event_time_timer((index + 2) * self.window_ms - 1)
+        outage = decision.outage
+        if forgotten(outage, index, self.settings):
+            # Gone for longer than series_ttl_s: forget the series (its outage ends here) instead of scoring its
+            # silence every minute for ever. Posts that come back start a new baseline.
+            self.baseline.clear()
+            decision = replace(decision, outage=outage._replace(ongoing=False))
+        else:
+            self.baseline.update(state)
+            if still_expected(state, self.settings):
+                ctx.timer_service().register_event_time_timer((index + 2) * self.window_ms - 1)
         key = ctx.get_current_key()
         if decision.is_anomaly:
             self.anomalies.inc()

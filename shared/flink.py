@@ -118,6 +118,21 @@ def job_config(settings: Settings, job_name: str) -> dict[str, str]:
     return config
 
 
+def time_to_live(seconds: int):
+    """Flink state TTL for keyed state that must not grow with every key ever seen: an entry expires `seconds`
+    of processing time after it was last written, is never read once expired, and RocksDB drops it when it
+    compacts (the heap backend as it snapshots)."""
+    from pyflink.common.time import Time
+    from pyflink.datastream.state import StateTtlConfig
+
+    return (StateTtlConfig.new_builder(Time.seconds(seconds))
+            .set_update_type(StateTtlConfig.UpdateType.OnCreateAndWrite)
+            .set_state_visibility(StateTtlConfig.StateVisibility.NeverReturnExpired)
+            .cleanup_full_snapshot()
+            .cleanup_in_rocksdb_compact_filter(1000)
+            .build())
+
+
 def initialize_file_systems(config: dict[str, str]) -> None:
     """Load the filesystem plugins (s3:// on MinIO) with the job's s3.* keys into the JVM that runs the
     job. A cluster's processes do this at start; the embedded mini-cluster lives in PyFlink's gateway

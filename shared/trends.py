@@ -87,6 +87,11 @@ class TrendingSettings(BaseModel):
     sequential_max_p_value: Annotated[float, Field(gt=0, lt=1, description="a probability between 0 and 1")] = 1e-8
     top_n: Annotated[int, Field(ge=1, description="a whole number ≥ 1")] = 20
     redis_ttl_s: Annotated[int, Field(ge=1, description="seconds, a whole number ≥ 1")] = 3600
+    # A keyword absent from every window for this long (event time) loses its baseline: by then 1,440 absent
+    # windows have decayed it to nothing the scoring can use. The job drops it from its state, and a keyword that
+    # returns is scored with the cold-start rule for a keyword new after the warm-up. Event time, not Flink's
+    # processing-time TTL: a job restarted after a day down must not find every baseline gone.
+    state_ttl_s: Annotated[int, Field(ge=60, description="seconds, a whole number ≥ 60")] = 86_400
     # What PostgreSQL receives besides the trends (shared/keyword_windows.py): each minute's most frequent
     # keywords, and the keywords that trended or came close (z ≥ watch_z), for watch_minutes afterwards.
     top_keywords: Annotated[int, Field(ge=0, description="keywords per minute, a whole number ≥ 0")] = 20
@@ -317,8 +322,16 @@ def others(total: int, posts: int) -> int:
     return total - posts if total > posts else 1
 
 
+def expired(state: Baseline | None, window_index: int, settings: TrendingSettings) -> bool:
+    """Whether a keyword's baseline is past its time to live at `window_index`: the keyword has been absent from
+    every window for longer than state_ttl_s of event time. The job drops such baselines from its state, and
+    `observe` treats one it still holds as gone, so that the result never depends on when the job swept."""
+    return (state is not None and state.last_index is not None
+            and window_index - state.last_index > settings.state_ttl_s // settings.hop_slide_s)
+
+
 def _folded(state: Baseline | None, row: WindowRow, settings: TrendingSettings) -> Baseline:
-    if state is None:
+    if state is None or expired(state, row.window_index, settings):
         state = _first_baseline(row, settings)
     return fold(state, row.window_index - settings.overlap, settings.alpha)
 

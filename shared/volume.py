@@ -85,6 +85,10 @@ class VolumeSettings(BaseModel):
                                                             "windows are scored by the wall clock, ≥ 1")] = 60
     live_lag_s: Annotated[int, Field(ge=0, description="seconds behind the wall clock a stream may be and still "
                                                        "count as live, ≥ 0")] = 300
+    # A series the job has not scored for this long is dropped from its state (Flink state TTL, processing
+    # time), and one in an outage that has lasted this long is forgotten rather than reported for ever: a
+    # language a sender made up once, a community or a source that is gone. If it returns, it warms up anew.
+    series_ttl_s: Annotated[int, Field(ge=1, description="seconds, a whole number ≥ 1")] = 14 * 86_400
 
 
 class Outage(NamedTuple):
@@ -342,6 +346,13 @@ def level_shift(state: SeriesBaseline, side: int, deseasonalised: float, setting
         return replace(state, shift_side=side, shift_count=count, shift_sum=total)
     level = total / count
     return replace(state, level=level, slow=level, shift_side=0, shift_count=0, shift_sum=0.0)
+
+
+def forgotten(outage: Outage | None, index: int, settings: VolumeSettings) -> bool:
+    """Whether window `index` ends an outage that has lasted series_ttl_s: the series is gone (a source shut
+    down, a community closed) and is forgotten instead of being reported as silent every minute for ever."""
+    return outage is not None and outage.ongoing and (index - outage.start_index + 1) * settings.tumble_s >= \
+        settings.series_ttl_s
 
 
 def still_expected(state: SeriesBaseline, settings: VolumeSettings) -> bool:

@@ -14,6 +14,7 @@ from shared.trends import (
     WindowRow,
     decay,
     ewma_step,
+    expired,
     fold,
     minute_count,
     observe,
@@ -238,3 +239,17 @@ def test_a_burst_in_the_newest_minute_fires_on_the_minute_and_says_so():
     for index in range(30):
         state, _ = observe(state, minute_row(index, 10, window=50), no_minute)
     assert not observe(state, minute_row(30, 40, window=80), no_minute)[1].is_trend
+
+
+def test_a_baseline_past_its_ttl_is_gone_and_the_keyword_returns_with_the_cold_start_rule():
+    # state_ttl_s 600 = 10 windows of 60 s. The keyword's last row was window 50 (last_index 50).
+    settings = TrendingSettings(**(SETTINGS.model_dump() | {"state_ttl_s": 600}))
+    state, _ = run([(i, 50) for i in range(51)], settings)
+    assert state.last_index == 50 and not expired(state, 60, settings) and expired(state, 61, settings)
+    # Back at window 61 with 12 posts beside 1000 others: absent from every window since the stream began as
+    # far as the rule knows, so m = 3·5 / (61 + 4) = 0.2308 posts per window (the watched stream: windows 0..61).
+    _, returned = observe(state, row(61, 12)._replace(stream_first_index=0), settings)
+    assert returned.expected == pytest.approx(15 / 65) and returned.is_trend
+    # Inside its TTL the same return meets its decayed baseline: 50·0.9^6 ≈ 26.6 expected, no trend.
+    _, kept = observe(state, row(56, 12)._replace(stream_first_index=0), settings)
+    assert kept.expected > 20 and not kept.is_trend

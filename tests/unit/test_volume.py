@@ -13,6 +13,7 @@ from shared.volume import (
     VolumeSettings,
     cusum_step,
     dispersion,
+    forgotten,
     observe,
     outage_llr,
     seasonal_bins,
@@ -172,3 +173,11 @@ def test_a_long_unscored_silence_is_an_outage_after_the_fact_and_not_baseline():
         nb_tail(0, 20.0, 10 * 0.002 * 4 / 400, upper=False)), "warning", False)
     assert 10 * llr == pytest.approx(18.96, abs=0.01) and decision.expected == pytest.approx(2.0)
     assert not decision.is_anomaly and state.level == pytest.approx(2.0) and state.last_index == 40
+
+
+def test_an_outage_that_lasts_the_series_ttl_forgets_the_series():
+    settings = VolumeSettings(**(SETTINGS.model_dump() | {"series_ttl_s": 600}))  # ten 60 s windows
+    outage = Outage(100, 108, 900.0, 0, 0.0, "critical", True)
+    assert not forgotten(outage, 108, settings)  # windows 100..108: 9 minutes
+    assert forgotten(outage, 109, settings)  # the tenth
+    assert not forgotten(outage._replace(ongoing=False), 120, settings) and not forgotten(None, 120, settings)
