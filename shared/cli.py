@@ -33,6 +33,12 @@ def _stack(args, settings) -> int:
         applied = manager.migrate(settings)
         print("applied: " + (", ".join(applied) or "none pending"))
         return 0
+    if args.action == "retention":
+        actions = manager.maintain_partitions(settings)
+        for action, partition in actions:
+            print(f"{action} {partition}")
+        print(manager.describe_partitions(actions, settings), file=sys.stderr)
+        return 0
     if args.action == "logs":
         files = manager.log_files(settings)
         chosen = [args.service] if args.service else list(files)
@@ -161,6 +167,8 @@ def build_parser() -> argparse.ArgumentParser:
     actions.add_parser("migrate", help="apply pending sql/migrations to PostgreSQL")
     actions.add_parser("provision", help="create topics, apply migrations and create the bucket on services that "
                                          "are already running (e.g. docker-compose's)")
+    actions.add_parser("retention", help="create PostgreSQL's day partitions ahead and drop those past "
+                                         "postgres.retention_days (idempotent; run it daily)")
     logs = actions.add_parser("logs", help="show service logs")
     logs.add_argument("service", nargs="?", choices=["postgres", "redis", "minio", "kafka"])
     logs.add_argument("-n", "--lines", type=int, default=40)

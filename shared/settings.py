@@ -115,6 +115,10 @@ class PostgresSettings(_Section):
     writer_password: SecretStr | None = None
     reader_user: str = "streampulse_reader"
     reader_password: SecretStr | None = None
+    # The jobs' time-series tables are partitioned by day (sql/migrations/0010_partitions_by_day.sql): `stack up`
+    # and `stack retention` create the partitions this many days ahead and drop those older than retention_days.
+    retention_days: Annotated[int, Field(ge=1, description="days, a whole number ≥ 1")] = 30
+    partitions_ahead_days: Annotated[int, Field(ge=0, description="days, a whole number ≥ 0")] = 7
 
     def dsn(self, role: Literal["admin", "writer", "reader"], database: str | None = None) -> str:
         user = getattr(self, f"{role}_user")

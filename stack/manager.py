@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
+import re
 import secrets
-import string
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from datetime import date
 from pathlib import Path
 
 from psycopg import sql
@@ -101,8 +102,39 @@ def provision(settings: Settings, out=sys.stderr) -> None:
           file=out)
     applied = migrate(settings)
     print(f"[postgres] schema migrations applied: {', '.join(applied) if applied else 'none pending'}", file=out)
+    print(f"[postgres] {describe_partitions(maintain_partitions(settings), settings)}", file=out)
     made = Minio(settings).create_bucket()
     print(f"[minio] bucket {settings.minio.bucket}" + (" created" if made else " present"), file=out)
+
+
+def maintain_partitions(settings: Settings, today: date | None = None) -> list[tuple[str, str]]:
+    """Create the day partitions of the jobs' tables up to postgres.partitions_ahead_days ahead and drop those
+    that ended postgres.retention_days or more before `today` (default: the database's current date). Returns
+    (action, partition) pairs. Idempotent: run it daily (`streampulse stack retention`, e.g. from cron)."""
+    pg = settings.postgres
+    with clients.postgres(settings, "admin") as conn:
+        if today is None:
+            today = conn.execute("SELECT current_date").fetchone()[0]
+        return [tuple(row) for row in conn.execute(
+            "SELECT action, partition_name FROM streampulse_maintain_partitions(%s, %s, %s)",
+            (today, pg.partitions_ahead_days, pg.retention_days))]
+
+
+def describe_partitions(actions: list[tuple[str, str]], settings: Settings) -> str:
+    counts = {kind: sum(1 for action, _ in actions if action == kind) for kind in ("created", "dropped")}
+    return (f"day partitions: {counts['created']} created, {counts['dropped']} dropped past the retention of "
+            f"{settings.postgres.retention_days} days")
+
+
+def substitute(text: str, names: dict[str, str]) -> str:
+    """${name} placeholders of a migration replaced by the configured names; any other $ (PL/pgSQL's $$
+    quoting) left as it is. An unknown placeholder is an error, not an empty string."""
+    def name(match: re.Match) -> str:
+        if match.group(1) not in names:
+            raise KeyError(f"unknown placeholder ${{{match.group(1)}}} (known: {', '.join(sorted(names))})")
+        return names[match.group(1)]
+
+    return re.sub(r"\$\{(\w+)\}", name, text)
 
 
 def migrate(settings: Settings) -> list[str]:
@@ -133,7 +165,7 @@ def migrate(settings: Settings) -> list[str]:
         for path in sorted(MIGRATIONS.glob("*.sql")):
             if path.stem in done:
                 continue
-            statements = string.Template(path.read_text()).substitute(names)
+            statements = substitute(path.read_text(), names)
             with conn.transaction():
                 conn.execute(statements)
                 conn.execute("INSERT INTO schema_migrations (version) VALUES (%s)", (path.stem,))

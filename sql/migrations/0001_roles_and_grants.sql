@@ -1,5 +1,5 @@
 -- Who may do what. The roles themselves (with their generated passwords) are created by
--- `streampulse stack up` before migrations run; the $$-style placeholders are the configured names.
+-- `streampulse stack up` before migrations run; the dollar-brace placeholders are the configured names.
 --   writer: the jobs and connectors (read + write rows, no DDL)
 --   reader: dashboards (Superset) and people (read only)
 REVOKE CREATE ON SCHEMA public FROM PUBLIC;
