@@ -120,8 +120,10 @@ def job_config(settings: Settings, job_name: str) -> dict[str, str]:
 
 def time_to_live(seconds: int):
     """Flink state TTL for keyed state that must not grow with every key ever seen: an entry expires `seconds`
-    of processing time after it was last written, is never read once expired, and RocksDB drops it when it
-    compacts (the heap backend as it snapshots)."""
+    of processing time after it was last written, is never read once expired, and is dropped by Flink's default
+    background cleanup (RocksDB's compaction filter) and from full snapshots. Built in a Python worker's open():
+    nothing here may call into a JVM gateway (Duration, cleanup_in_rocksdb_compact_filter's default do), which a
+    cluster's TaskManager does not give its Python workers."""
     from pyflink.common.time import Time
     from pyflink.datastream.state import StateTtlConfig
 
@@ -129,7 +131,6 @@ def time_to_live(seconds: int):
             .set_update_type(StateTtlConfig.UpdateType.OnCreateAndWrite)
             .set_state_visibility(StateTtlConfig.StateVisibility.NeverReturnExpired)
             .cleanup_full_snapshot()
-            .cleanup_in_rocksdb_compact_filter(1000)
             .build())
 
 
