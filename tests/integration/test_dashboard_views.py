@@ -69,5 +69,9 @@ def test_each_view_answers_its_question_for_the_read_only_role(settings, rows):
         assert health == [(minute(1), "bluesky", "late", "behind the watermark", 3),
                           (minute(2), "reddit", "rejected", "invalid_json", 2)]
 
+        # Read-only sessions by default; with that turned off, the grants still refuse a write.
+        with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
+            conn.execute("DELETE FROM trends WHERE window_end >= %s", (T0,))
+        conn.execute("SET default_transaction_read_only = off")
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             conn.execute("DELETE FROM trends WHERE window_end >= %s", (T0,))
