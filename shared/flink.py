@@ -120,17 +120,23 @@ def job_config(settings: Settings, job_name: str) -> dict[str, str]:
 
 def time_to_live(seconds: int):
     """Flink state TTL for keyed state that must not grow with every key ever seen: an entry expires `seconds`
-    of processing time after it was last written, is never read once expired, and is dropped by Flink's default
-    background cleanup (RocksDB's compaction filter) and from full snapshots. Built in a Python worker's open():
-    nothing here may call into a JVM gateway (Duration, cleanup_in_rocksdb_compact_filter's default do), which a
-    cluster's TaskManager does not give its Python workers."""
+    of processing time after it was last written, is never read once expired, and RocksDB's compaction filter
+    drops it (full snapshots leave it out too).
+
+    Built in a Python worker's open(), where a cluster's TaskManager gives no JVM gateway: PyFlink's *default*
+    background cleanup makes a py4j Duration for RocksDB's periodic compaction and fails there (FileNotFoundError
+    launching a gateway). So the defaults are off and the compaction filter is named explicitly; the periodic
+    compaction time is required to be set but only the query interval reaches Java (fn_execution/embedded/
+    java_utils.py), so a plain Python value stands in for it."""
     from pyflink.common.time import Time
     from pyflink.datastream.state import StateTtlConfig
 
     return (StateTtlConfig.new_builder(Time.seconds(seconds))
             .set_update_type(StateTtlConfig.UpdateType.OnCreateAndWrite)
             .set_state_visibility(StateTtlConfig.StateVisibility.NeverReturnExpired)
+            .disable_cleanup_in_background()
             .cleanup_full_snapshot()
+            .cleanup_in_rocksdb_compact_filter(1000, Time.seconds(30 * 86_400))
             .build())
 
 
