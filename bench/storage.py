@@ -5,7 +5,7 @@
 One synthetic input (`--rate` posts per second of event time, on a day nobody else writes) goes into a fresh
 4-partition topic; the archive, trending and volume jobs run over it bounded, as `streampulse run` runs them.
 Then each store is measured where the bytes are:
-- Kafka: the topic's partition folders on the broker's disk (log segments and their indexes);
+- Kafka: the topic's partition folders on the broker's disk (log segments and their indexes, as allocated);
 - MinIO: the objects of the raw-posts lake (Parquet, jobs/archive.py) and of the keyword minute counts
   (jobs/trending.py);
 - PostgreSQL: pg_total_relation_size (heap, TOAST, indexes) of the input day's partition of every table the
@@ -51,8 +51,10 @@ def run_job(job: str, *args: str) -> float:
 
 
 def kafka_bytes(settings, topic: str) -> int:
+    """Blocks allocated on disk: Kafka preallocates each segment's index files at 10 MB (sparse), which their
+    length would count."""
     data = settings.stack.state_path / "kafka" / "data"
-    return sum(f.stat().st_size for folder in data.glob(f"{topic}-*") for f in folder.rglob("*") if f.is_file())
+    return sum(f.stat().st_blocks * 512 for folder in data.glob(f"{topic}-*") for f in folder.rglob("*") if f.is_file())
 
 
 def lake_bytes(settings, prefix: str) -> int:
