@@ -36,6 +36,10 @@ log = logging.getLogger("streampulse.mastodon")
 BLOCKS = {"p", "div", "blockquote", "li", "ul", "ol", "pre", "h1", "h2", "h3", "h4", "h5", "h6"}
 VOID = {"br", "img", "hr", "wbr", "input", "meta", "link", "source"}  # no end tag: never skipped as an element
 SEEN_URIS = 5000  # recent uris remembered to drop backfill/stream overlaps
+# Local id → uri of the statuses seen, for their deletes (the stream names only the local id): about 30 MB, hours
+# of a busy public stream. A delete of a status older than that, or streamed before this process started, is sent
+# with local_uid() and its local_id, and logged as such by the deletions job (README: "Deleted posts").
+KNOWN_IDS = 200_000
 PAGE = 40  # the timeline API's maximum page
 
 
@@ -348,7 +352,7 @@ class MastodonSource:
         uri = status.get("uri")
         if isinstance(uri, str) and uri:
             self.uri_of[status_id] = uri  # for a delete of this status (a boost's own id: the boost, not the original)
-            _trim(self.uri_of, SEEN_URIS)
+            _trim(self.uri_of, KNOWN_IDS)
         target = status
         if status.get("reblog"):
             if self.settings.reblogs == "skip":

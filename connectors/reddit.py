@@ -12,6 +12,9 @@
   removed item (`[deleted]`/`[removed]`, `removed_by_category`) becomes a deletion notice on social.deletes.
 - Rate limits: X-Ratelimit-Remaining/-Reset spread the requests over the window; a 429 waits Retry-After
   (or the reset), 5xx/408 and connection errors back off exponentially with jitter.
+- Deletions of older items: each poll also re-reads recently seen items through /api/info, 100 per request
+  (reddit.recheck_batches_per_poll requests, newest first and in turn), so an item deleted or removed after it
+  left the listing's first pages still becomes a deletion notice, once.
 - Resume: the cursor holds each listing's recently seen fullnames (with the version: `t1_x@<edited>`,
   `t1_x@deleted`), so a restarted producer sends nothing twice and catches up on what it missed.
 """
@@ -192,6 +195,7 @@ class RedditSource:
         self.listings = [Listing(name, kind, list(seen.get(f"/r/{name}/{kind}", [])))
                          for name in names for kind in kinds]
         self.author_fallbacks = 0  # posts whose author id is u/<username> (no author_fullname in the payload)
+        self.recheck_from = 0  # where the next /api/info batch starts among the recently seen items
 
     def cursor(self) -> dict:
         return {"seen": {listing.path: listing.seen[-SEEN_PER_LISTING:] for listing in self.listings}}
@@ -226,8 +230,38 @@ class RedditSource:
                             log.info("%d items without author_fullname so far: author id u/<username> (%s)",
                                      self.author_fallbacks, payload["author_id"])
                     yield SourceItem(payload, cursor=self.cursor(), uid_hint=name)
+            yield from self.recheck()
             if self.polls is None or poll < self.polls:
                 self.stop.sleep(self.settings.poll_interval_s, self._sleep)
+
+    def recheck(self) -> Iterator[SourceItem]:
+        """Deletion notices for recently seen items that are gone now, asked of /api/info in batches of 100."""
+        owner: dict[str, Listing] = {}
+        gone: set[str] = set()
+        for listing in self.listings:
+            for key in reversed(listing.seen):  # newest first
+                name, _, version = key.partition("@")
+                if version == "deleted":
+                    gone.add(name)
+                owner.setdefault(name, listing)
+        names = [name for name in owner if name not in gone]
+        for _ in range(self.settings.recheck_batches_per_poll):
+            if not names or self.stop.stopping:
+                return
+            if self.recheck_from >= len(names):
+                self.recheck_from = 0
+            batch = names[self.recheck_from:self.recheck_from + PAGE_LIMIT]
+            self.recheck_from += len(batch)
+            data = self.client.get("/api/info", {"id": ",".join(batch), "raw_json": 1})["data"]
+            for child in data.get("children") or []:
+                if not (isinstance(child, dict) and isinstance(child.get("data"), dict)
+                        and child["data"].get("name") in owner and removal(child["data"])):
+                    continue
+                name = child["data"]["name"]
+                listing = owner[name]
+                listing.seen.append(f"{name}@deleted")
+                del listing.seen[:-SEEN_PER_LISTING]
+                yield SourceItem(to_delete(child), cursor=self.cursor(), uid_hint=name, deleted=True)
 
     def poll(self, listing: Listing) -> list[dict]:
         """The listing's items not seen before, and new versions (an edit, a deletion) of items seen on the pages

@@ -26,6 +26,7 @@ if __package__ in (None, ""):  # `flink run -py jobs/archive.py`: make the proje
 from pyflink.common import Row, Types
 
 from shared.flink import add_sql, execute, interval, jdbc_options, posts_source_values, stream_env
+from shared.lake import default_path
 from shared.minute_stage import QUARANTINE, MinuteStage
 from shared.post import SocialPost
 from shared.settings import Settings, load_settings
@@ -66,13 +67,6 @@ class DecodePosts(MinuteStage):
 
     def late(self, window_start_ms: int, post: SocialPost):
         yield post_row(post)
-
-
-def default_path(settings: Settings) -> str:
-    """The lake on MinIO when the stack's keys are known, else a folder under the state folder."""
-    if settings.minio.access_key and settings.minio.secret_key:
-        return f"s3://{settings.minio.bucket}/posts"
-    return (settings.stack.state_path / "lake" / "posts").as_uri()
 
 
 def build(settings: Settings, *, topic: str, path: str, bounded: bool, group_id: str, commit_delay_s: int):

@@ -43,6 +43,7 @@ from shared.keyword_windows import (
 )
 from shared.minute_stage import QUARANTINE, MinuteStage
 from shared.settings import Settings, load_settings
+from shared.trend_cache import TrendPublisher, redis_options
 from shared.trends import (
     Baseline,
     TrendDecision,
@@ -57,30 +58,6 @@ from shared.trends import (
 log = logging.getLogger(__name__)
 
 SWEEP_EVERY_WINDOWS = 60  # how often (in sliding windows) the baselines past their TTL are dropped
-REDIS_CURRENT = "streampulse:trends:current"  # sorted set keyword → z of the latest window with trends
-REDIS_KEYWORD = "streampulse:trend:"  # + keyword: hash of the keyword's latest trend
-# Replace the current set only with a window at least as new as the one it holds, and each keyword's
-# hash likewise, in one atomic step: replays after a failure rewrite the same content, never older.
-REDIS_REPLACE = """
-local window_end = tonumber(ARGV[1])
-local ttl = tonumber(ARGV[2])
-local held = tonumber(redis.call('HGET', KEYS[2], 'window_end') or '-1')
-if window_end < held then return 0 end
-redis.call('DEL', KEYS[1])
-for i = 3, #ARGV, 2 do redis.call('ZADD', KEYS[1], ARGV[i], ARGV[i + 1]) end
-redis.call('EXPIRE', KEYS[1], ttl)
-redis.call('HSET', KEYS[2], 'window_end', ARGV[1])
-redis.call('EXPIRE', KEYS[2], ttl)
-return 1
-"""
-REDIS_KEYWORD_UPSERT = """
-local held = tonumber(redis.call('HGET', KEYS[1], 'window_end') or '-1')
-if tonumber(ARGV[1]) < held then return 0 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 3))
-redis.call('EXPIRE', KEYS[1], tonumber(ARGV[2]))
-return 1
-"""
-
 TREND_ROW = Types.ROW_NAMED(
     ["window_start_ms", "window_end_ms", "keyword", "trend_rank", "posts", "authors", "baseline_mean",
      "baseline_std", "z", "sample_uids", "evidence", "evidence_start_ms", "evidence_posts", "evidence_expected",
@@ -103,30 +80,16 @@ TOTALS = OutputTag("window-totals", TOTAL_ROW)
 LATE = OutputTag("late-posts", LATE_ROW)
 
 
-class RedisTrendPublisher:
-    """The Redis side of "trending now": the current set and each keyword's hash, never moved back to an
-    older window (Lua scripts, one atomic step each), so a replay after a failure is harmless."""
-
-    def __init__(self, options: dict, ttl_s: int):
-        import redis
-
-        self.ttl_s = ttl_s
-        self.client = redis.Redis(**options)
-        self.replace_current = self.client.register_script(REDIS_REPLACE)
-        self.upsert_keyword = self.client.register_script(REDIS_KEYWORD_UPSERT)
-
-    def publish(self, ranked: list[tuple[int, TrendDecision]]) -> None:
-        window_end = ranked[0][1].window_end_ms
-        members = [item for _, d in ranked for item in (round(d.z, 6), d.keyword)]
-        self.replace_current(keys=[REDIS_CURRENT, REDIS_CURRENT + ":meta"], args=[window_end, self.ttl_s, *members])
-        for position, d in ranked:
-            fields = {"window_start": d.window_start_ms, "window_end": d.window_end_ms, "rank": position,
-                      "posts": d.posts, "authors": d.authors, "baseline_mean": round(d.expected, 6),
-                      "baseline_std": round(d.std, 6), "z": round(d.z, 6), "sample_uids": json.dumps(list(d.samples)),
-                      "evidence": d.evidence, "evidence_start": d.evidence_start_ms, "evidence_posts": d.evidence_posts,
-                      "evidence_expected": round(d.evidence_expected, 6), "p_value": d.p_value}
-            self.upsert_keyword(keys=[REDIS_KEYWORD + d.keyword],
-                                args=[window_end, self.ttl_s, *[x for kv in fields.items() for x in kv]])
+def publish_to_redis(publisher: TrendPublisher, ranked: list[tuple[int, TrendDecision]]) -> None:
+    window_end = ranked[0][1].window_end_ms
+    publisher.publish(window_end, [(d.keyword, round(d.z, 6)) for _, d in ranked], [
+        (d.keyword, list(d.samples),
+         {"window_start": d.window_start_ms, "window_end": d.window_end_ms, "rank": position, "posts": d.posts,
+          "authors": d.authors, "baseline_mean": round(d.expected, 6), "baseline_std": round(d.std, 6),
+          "z": round(d.z, 6), "evidence": d.evidence, "evidence_start": d.evidence_start_ms,
+          "evidence_posts": d.evidence_posts, "evidence_expected": round(d.evidence_expected, 6),
+          "p_value": d.p_value})
+        for position, d in ranked])
 
 
 class CountAndScore(MinuteStage):
@@ -151,7 +114,7 @@ class CountAndScore(MinuteStage):
         self.trends_emitted = metrics.counter("trendsEmitted")
         self.windows_scored = metrics.counter("windowsScored")
         self.baselines_expired = metrics.counter("baselinesExpired")
-        self.redis = RedisTrendPublisher(self.redis_options, self.settings.redis_ttl_s)
+        self.redis = TrendPublisher(self.redis_options, self.settings.redis_ttl_s)
         # Read-through copies of state this instance wrote or read; a restored instance starts empty and
         # reads the state, which stays the truth.
         self.minute_cache: dict[int, MinuteCounts] = {}
@@ -293,7 +256,7 @@ class CountAndScore(MinuteStage):
 
         ranked = rank(decisions, self.settings.top_n)
         if ranked:
-            self.redis.publish(ranked)
+            publish_to_redis(self.redis, ranked)
             self.trends_emitted.inc(len(ranked))
             for position, d in ranked:
                 yield TRENDS, Row(d.window_start_ms, d.window_end_ms, d.keyword, position, d.posts, d.authors,
@@ -312,12 +275,6 @@ class CountAndScore(MinuteStage):
 
 def _baseline(stored: tuple | None) -> Baseline | None:
     return None if stored is None else Baseline(*stored)
-
-
-def redis_options(settings: Settings) -> dict:
-    password = settings.redis.password.get_secret_value() if settings.redis.password else None
-    return {"host": settings.redis.host, "port": settings.redis.port, "password": password,
-            "socket_timeout": 10, "decode_responses": True}
 
 
 def default_counts_path(settings: Settings) -> str:

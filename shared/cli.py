@@ -139,6 +139,23 @@ def _savepoint(args, settings) -> int:
     return 0
 
 
+def _lake(args, settings) -> int:
+    from shared import lake
+
+    if args.path and not args.path.startswith(("s3://", "file:///")):
+        raise SystemExit(f"streampulse lake compact: --path {args.path!r}: expected s3://bucket/prefix or "
+                         "file:///absolute/folder")
+    if args.watch:
+        try:
+            lake.compact_forever(settings, args.path, settings.deletions.compact_every_s)
+        except KeyboardInterrupt:
+            return 130
+    report = lake.compact(settings, args.path,
+                          progress=lambda line: print(f"[lake compact] {line}", file=sys.stderr))
+    print(report.line())
+    return 0
+
+
 def _cancel(args, settings) -> int:
     from stack.cluster import Cluster
 
@@ -224,6 +241,18 @@ def build_parser() -> argparse.ArgumentParser:
     superset_actions.add_parser("status", help="exit 0 when Superset answers, 3 otherwise")
     superset_actions.add_parser("down", help="stop the Superset this command started")
     superset.set_defaults(handler=_superset)
+
+    lake = sub.add_parser("lake", help="the raw data lake's maintenance",
+                          description="Compaction removes the posts deleted at their source (the PostgreSQL "
+                          "`deletions` log, written by the deletions job) from the lake's Parquet files.")
+    lake_actions = lake.add_subparsers(dest="action", required=True, metavar="ACTION")
+    compact = lake_actions.add_parser("compact", help="rewrite the lake's files without the deleted posts (once, "
+                                                      "or every deletions.compact_every_s with --watch)")
+    compact.add_argument("--path", help="the lake: s3://bucket/prefix or file:///folder (default: the archive "
+                                        "job's, s3://<minio.bucket>/posts)")
+    compact.add_argument("--watch", action="store_true",
+                         help="run until interrupted, every deletions.compact_every_s seconds")
+    lake.set_defaults(handler=_lake)
 
     demo = sub.add_parser("demo", help="replay the bundled sample through the trending job and print the trends")
     demo.set_defaults(handler=_demo)

@@ -331,3 +331,33 @@ def _iso(millis: int) -> str:
         return (_EPOCH + millis * _MS).isoformat(timespec="milliseconds")
     except OverflowError:
         return f"{millis} ms"
+
+
+@dataclass(slots=True, frozen=True)
+class DeletionNotice:
+    """A post deleted at its source (social.deletes, keyed by the uid): what the producers send and the deletions
+    job reads. `local_id` is a Mastodon status's id on the instance that streamed the delete."""
+
+    uid: str
+    source: str
+    deleted_at: int  # epoch millis: when the producer learned of the deletion
+    reason: str | None = None
+    local_id: str | None = None
+
+
+def decode_deletion(payload: bytes, key: bytes | None = None) -> DeletionNotice:
+    """A social.deletes record as a DeletionNotice, or InvalidPost saying why it is not one."""
+    try:
+        raw = json.loads(payload.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise InvalidPost(RejectReason.INVALID_UTF8, "the notice is not UTF-8") from None
+    except ValueError as exc:
+        raise InvalidPost(RejectReason.INVALID_JSON, f"the notice is not JSON: {exc}"[:300]) from None
+    if not isinstance(raw, dict):
+        raise InvalidPost(RejectReason.NOT_AN_OBJECT, f"the notice is a JSON {type(raw).__name__}, not an object")
+    notice = DeletionNotice(uid=_id_field(raw, "uid"), source=_id_field(raw, "source"),
+                            deleted_at=timestamp_field(raw, "deleted_at"), reason=_optional_text_field(raw, "reason"),
+                            local_id=_optional_text_field(raw, "local_id"))
+    if key is not None and key != notice.uid.encode():
+        raise InvalidPost(RejectReason.KEY_MISMATCH, f"the record's key is not the uid {notice.uid[:200]!r}")
+    return notice

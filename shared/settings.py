@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from shared.trends import TrendingSettings
@@ -213,6 +213,10 @@ class RedditSettings(_Section):
     client_secret: SecretStr | None = None
     subreddits: list[str] = Field(default_factory=lambda: ["all"])
     poll_interval_s: Annotated[float, Field(gt=0, description="seconds, a positive number")] = 10.0
+    # Deletions of items seen before: each poll also asks /api/info for this many batches of 100 recently seen
+    # items (newest first, in turn), so a deleted or removed item is noticed after it left the listing's first
+    # pages. 0 turns this off; every batch is one request of the rate limit.
+    recheck_batches_per_poll: Annotated[int, Field(ge=0, le=10, description="a whole number from 0 to 10")] = 1
 
 
 class MastodonSettings(_Section):
@@ -243,6 +247,25 @@ class FlinkSettings(_Section):
                                          description="a URI such as s3://bucket/path or file:///path")] = ""
 
 
+class DeletionsSettings(_Section):
+    """How long a post deleted at its source may survive (README: "Deleted posts")."""
+
+    # The lake keeps a deleted post at most this long after its notice reached the log (a compaction every
+    # compact_every_s, which must leave time for one run to finish within the bound).
+    lake_within_s: Annotated[int, Field(ge=60, description="seconds, a whole number ≥ 60")] = 86_400
+    compact_every_s: Annotated[int, Field(ge=10, description="seconds, a whole number ≥ 10")] = 21_600
+    # Redis remembers a deleted uid this long, so that a trend published after the notice leaves it out.
+    redis_keep_s: Annotated[int, Field(ge=60, description="seconds, a whole number ≥ 60")] = 86_400
+
+    @model_validator(mode="after")
+    def _compaction_within_bound(self):
+        if self.compact_every_s * 2 > self.lake_within_s:
+            raise ValueError(f"deletions.compact_every_s ({self.compact_every_s}) must be at most half of "
+                             f"deletions.lake_within_s ({self.lake_within_s}): a deletion that arrives just after "
+                             "a run waits for the next one, which must finish within the bound")
+        return self
+
+
 class Settings(BaseSettings):
     """Everything StreamPulse reads from config/ and the environment."""
 
@@ -263,6 +286,7 @@ class Settings(BaseSettings):
     flink: FlinkSettings = Field(default_factory=FlinkSettings)
     trending: TrendingSettings = Field(default_factory=TrendingSettings)
     volume: VolumeSettings = Field(default_factory=VolumeSettings)
+    deletions: DeletionsSettings = Field(default_factory=DeletionsSettings)
 
     @classmethod
     def settings_customise_sources(

@@ -143,6 +143,7 @@ class FakeReddit:
     client_id: str = "fake-client"
     client_secret: str = "fake-secret"
     requests: list[dict] = field(default_factory=list)
+    info_requests: list[dict] = field(default_factory=list)  # /api/info's parameters, in order
     revealed: dict[str, int] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -179,6 +180,13 @@ class FakeReddit:
                 path = url.path.removesuffix(".json")
                 params = {k: v[0] for k, v in parse_qs(url.query).items()}
                 with fake.lock:
+                    if path == "/api/info":  # the current version of each named item (not counted in `fail`)
+                        fake.info_requests.append(params)
+                        wanted = params.get("id", "").split(",")
+                        found = {c["data"]["name"]: c for items in fake.listings.values() for c in items}
+                        page = [found[name] for name in wanted if name in found]
+                        return self._json(200, {"kind": "Listing", "data": {
+                            "after": None, "before": None, "dist": len(page), "children": page}})
                     number = len(fake.requests) + 1
                     fake.requests.append({"path": url.path, "params": params,
                                           "user_agent": self.headers.get("User-Agent"),

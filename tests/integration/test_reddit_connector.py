@@ -181,3 +181,38 @@ def test_real_shaped_items_deletions_and_edits_reach_kafka_once(settings, kafka_
     assert by_uid["t1_c2"].mentions == ("a_poem_for_your_sprog",)
     assert by_uid["t1_c3"].author_id == "u/talker3" and first.author_fallbacks == 1
     assert all(p.author_id.startswith("t2_") for uid, p in by_uid.items() if uid != "t1_c3")
+
+
+def test_an_item_deleted_after_it_left_the_first_pages_becomes_one_notice(settings, kafka_topic, dlq_topic,
+                                                                           deletes_topic, tmp_path):
+    now = time.time() - 3600
+    subs = [real_submission(f"s{n}", "python", now + n, selftext=f"body {n}") for n in range(400)]
+    # The first poll reads the newest page (s0-s99 revealed); then 150 more posts arrive per look.
+    fake = FakeReddit({"/r/python/new": subs}, initial_reveal=100, reveal_per_request=150)
+    url = fake.start()
+    cursor_store = CursorStore(tmp_path / "reddit.json")
+
+    def run(polls: int, **extra) -> None:
+        source = RedditSource(settings_for(url, **extra), kinds=("new",), cursor=cursor_store.load(), polls=polls)
+        producer = PostProducer(settings, "reddit", topic=kafka_topic, dlq_topic=dlq_topic,
+                                deletes_topic=deletes_topic)
+        summary = run_source(producer, source.items(), cursor_store=cursor_store)
+        producer.close()
+        assert summary.errors == 0 and summary.rejected_total == 0
+
+    try:
+        run(polls=2, recheck_batches_per_poll=0)  # s0-s249 seen; s0-s149 are past the pages a poll reads now
+        with fake.lock:
+            subs[3] = deleted(subs[3])
+            subs[120] = removed(subs[120])
+        assert not fake.info_requests
+        # The first poll sees up to s399; 100 a batch, one batch a poll, newest first: the third poll reaches
+        # s120, the fourth s3, the next two start over and must not announce them again.
+        run(polls=6, recheck_batches_per_poll=1)
+    finally:
+        fake.stop()
+
+    assert all(len(r["id"].split(",")) <= 100 for r in fake.info_requests) and len(fake.info_requests) == 6
+    notices = [(r.key.decode(), json.loads(r.value)) for r in read_topic(settings, deletes_topic)]
+    assert sorted((key, n["uid"], n["reason"]) for key, n in notices) == [
+        ("t3_s120", "t3_s120", "removed"), ("t3_s3", "t3_s3", "deleted")]

@@ -1,0 +1,107 @@
+"""Deletions job: posts deleted at their source leave what StreamPulse keeps.
+
+    social.deletes ─► decode (Python: a record that is not a deletion notice is quarantined) ─► Redis: the uid
+                      leaves every trend hash and is remembered so that no later trend shows it
+                   ─► PostgreSQL `deletions` (upsert by uid): its triggers take the uid out of trends.sample_uids,
+                      and jobs/compaction.py removes the post from the lake within deletions.lake_within_s
+
+Redis and PostgreSQL forget a deleted post seconds after its notice arrives; the lake, where posts sit in
+Parquet files, is rewritten in batches (README: "Deleted posts").
+
+    streampulse run deletions -- [--bounded] [--topic social.deletes]
+    flink run -py jobs/deletions.py -- [same options]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+
+if __package__ in (None, ""):  # `flink run -py jobs/deletions.py`: make the project importable
+    sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent.parent))
+
+from pyflink.common import Row, Types
+from pyflink.datastream import ProcessFunction, RuntimeContext
+
+from shared.flink import add_sql, execute, jdbc_options, kafka_security, stream_env
+from shared.minute_stage import QUARANTINE, QUARANTINE_PAYLOAD_BYTES
+from shared.post import InvalidPost, decode_deletion
+from shared.settings import Settings, load_settings
+from shared.trend_cache import DeletedPosts, redis_options
+
+log = logging.getLogger(__name__)
+
+NOTICE_ROW = Types.ROW_NAMED(["uid", "source", "deleted_at_ms", "reason", "local_id"],
+                             [Types.STRING(), Types.STRING(), Types.LONG(), Types.STRING(), Types.STRING()])
+
+
+class ForgetDeleted(ProcessFunction):
+    """Each notice: out of Redis at once, then on to the log; a record that is not a notice to quarantine."""
+
+    def __init__(self, topic: str, redis_options: dict, keep_s: int):
+        self.topic, self.redis_options, self.keep_s = topic, redis_options, keep_s
+
+    def open(self, runtime_context: RuntimeContext):
+        self.redis = DeletedPosts(self.redis_options, self.keep_s)
+        metrics = runtime_context.get_metrics_group()
+        self.notices = metrics.counter("deletionNotices")
+        self.scrubbed = metrics.counter("trendSamplesScrubbed")
+        self.quarantined = metrics.counter("recordsQuarantined")
+
+    def process_element(self, value, ctx: ProcessFunction.Context):
+        payload = bytes(value.payload or b"")
+        try:
+            notice = decode_deletion(payload, bytes(value.kafka_key) if value.kafka_key is not None else None)
+        except InvalidPost as exc:
+            self.quarantined.inc()
+            yield QUARANTINE, Row(self.topic, value.kafka_partition, value.kafka_offset, ctx.timestamp(),
+                                  exc.reason.value, exc.detail, payload[:QUARANTINE_PAYLOAD_BYTES], len(payload),
+                                  "deletions")
+            return
+        self.notices.inc()
+        self.scrubbed.inc(self.redis.forget(notice.uid, int(time.time() * 1000)))
+        yield Row(notice.uid, notice.source, notice.deleted_at, notice.reason, notice.local_id)
+
+
+def build(settings: Settings, *, topic: str, bounded: bool, group_id: str):
+    env, t_env = stream_env(settings, "streampulse-deletions", extra={"table.local-time-zone": "UTC"})
+    values = {"topic": topic, "bootstrap": settings.kafka.bootstrap, "group_id": group_id,
+              "kafka_security": kafka_security(settings),
+              "startup_mode": "earliest-offset" if bounded else "group-offsets",
+              "bounded_option": "'scan.bounded.mode' = 'latest-offset'," if bounded
+              else "'properties.auto.offset.reset' = 'earliest',",
+              **jdbc_options(settings)}
+    statement_set = t_env.create_statement_set()
+    add_sql(t_env, statement_set, "deletions", **values)
+    notices = (t_env.to_data_stream(t_env.from_path("deletion_inputs"))
+               .process(ForgetDeleted(topic, redis_options(settings), settings.deletions.redis_keep_s),
+                        output_type=NOTICE_ROW)
+               .uid("forget-deleted").name("Decode notices, forget the posts in Redis (quarantine what is not one)"))
+    t_env.create_temporary_view("deletion_notices", t_env.from_data_stream(notices))
+    t_env.create_temporary_view("quarantined_rows", t_env.from_data_stream(notices.get_side_output(QUARANTINE)))
+    for name in ("deletions_log", "quarantine_sink"):
+        add_sql(t_env, statement_set, name, **values)
+    statement_set.attach_as_datastream()  # run through env.execute, as `flink run` expects
+    return env
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="streampulse run deletions", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--topic", default="social.deletes")
+    parser.add_argument("--group-id", default="streampulse-deletions")
+    parser.add_argument("--bounded", action="store_true",
+                        help="read the topic from the start to its current end, then finish (tests)")
+    args = parser.parse_args([a for a in (argv if argv is not None else sys.argv[1:]) if a != "--"])
+    settings = load_settings()
+    env = build(settings, topic=args.topic, bounded=args.bounded, group_id=args.group_id)
+    log.info("deletions job: %s → Redis, PostgreSQL deletions (the lake: `streampulse lake compact`)", args.topic)
+    execute(env, "streampulse-deletions")
+    return 0
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr)
+    sys.exit(main())
