@@ -209,7 +209,11 @@ def compact_forever(settings: Settings, path: str | None, every_s: int) -> None:
         report = compact(settings, path, progress=lambda line: print(f"[lake compact] {line}", file=sys.stderr))
         print(f"[lake compact] {report.line()}", file=sys.stderr)
         if report.oldest_pending_s is not None and report.oldest_pending_s > settings.deletions.lake_within_s:
-            print(f"[lake compact] WARNING: a deletion waited {report.oldest_pending_s / 3600:.1f} h for this run, "
-                  f"more than deletions.lake_within_s ({settings.deletions.lake_within_s / 3600:.1f} h): was "
+            print(f"[lake compact] WARNING: a deletion waited {_duration(report.oldest_pending_s)} for this run, "
+                  f"more than deletions.lake_within_s ({_duration(settings.deletions.lake_within_s)}): was "
                   "compaction stopped?", file=sys.stderr)
         time.sleep(every_s)
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds / 3600:.1f} h" if seconds >= 7200 else f"{seconds / 60:.1f} min"

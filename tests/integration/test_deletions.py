@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import json
 import random
+import re
 import subprocess
 import sys
 import uuid
@@ -160,3 +161,36 @@ def test_a_deleted_post_leaves_the_lake_postgres_and_redis_and_nothing_else_does
         for key in redis.scan_iter(match=KEYWORD + "*", _type="hash"):
             if int(redis.hget(key, "window_end") or 0) <= last_ms + 60_000:
                 redis.delete(key)
+
+
+def test_compaction_on_watch_runs_every_interval_and_says_when_a_deletion_waited_past_the_bound(settings, tmp_path):
+    import os
+    import signal
+
+    from stack.processes import wait_until
+
+    lake_path = (tmp_path / "lake").as_uri()
+    uid = f"test-overdue-{uuid.uuid4().hex[:12]}"
+    with clients.postgres(settings, "writer") as conn:  # a deletion logged two minutes ago, never applied
+        conn.execute("INSERT INTO deletions (uid, source, deleted_at, received_at) VALUES (%s, 'bluesky', "
+                     "now() AT TIME ZONE 'UTC', now() AT TIME ZONE 'UTC' - interval '2 minutes')", (uid,))
+    env = os.environ | {"STREAMPULSE_DELETIONS__COMPACT_EVERY_S": "10", "STREAMPULSE_DELETIONS__LAKE_WITHIN_S": "60"}
+    watch = subprocess.Popen([sys.executable, "-m", "shared.cli", "lake", "compact", "--watch", "--path", lake_path],
+                             cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        def runs() -> int:
+            with clients.postgres(settings, "reader") as conn:
+                return conn.execute("SELECT count(*) FROM lake_compactions WHERE path = %s", (lake_path,)).fetchone()[0]
+
+        wait_until(lambda: runs() >= 2 or watch.poll() is not None, 120, what="two compactions 10 s apart")
+        assert watch.poll() is None, watch.stderr.read()[-2000:]
+    finally:
+        watch.send_signal(signal.SIGINT)
+        _, stderr = watch.communicate(timeout=60)
+        with clients.postgres(settings, "writer") as conn:
+            conn.execute("DELETE FROM deletions WHERE uid = %s", (uid,))
+            conn.execute("DELETE FROM lake_compactions WHERE path = %s", (lake_path,))
+    assert watch.returncode == 130, stderr[-2000:]
+    assert re.search(r"WARNING: a deletion waited 2\.\d min for this run, more than deletions.lake_within_s "
+                     r"\(1\.0 min\)", stderr), stderr[-2000:]
+    assert stderr.count(f"lake {lake_path}: 0 files read") >= 2
