@@ -21,7 +21,7 @@ import uuid
 
 from connectors.producer import PostProducer
 from connectors.synthetic import SyntheticConfig, generate
-from shared import clients
+from runtime import clients
 from shared.post import encode, now_ms, parse_post
 from shared.settings import PROJECT_ROOT, load_settings
 
@@ -80,7 +80,7 @@ def main() -> int:
 
         before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
         started = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "shared.cli", "produce", "synthetic", "--count", str(args.count),
+        subprocess.run([sys.executable, "-m", "stack.cli", "produce", "synthetic", "--count", str(args.count),
                         "--rate", "1000", "--seed", str(args.seed), "--malformed", "0.01", "--topic", topic,
                         "--dlq-topic", dlq, "--no-resume", "--no-progress", "--cursor-name", "bench"],
                        cwd=PROJECT_ROOT, check=True, stderr=subprocess.DEVNULL)

@@ -21,7 +21,7 @@ import sys
 import time
 import uuid
 
-from shared import clients
+from runtime import clients
 from shared.settings import PROJECT_ROOT, load_settings
 from stack.cluster import Cluster
 
@@ -31,7 +31,7 @@ def report(name: str, value: float, unit: str) -> None:
 
 
 def cli(*args: str) -> str:
-    result = subprocess.run([sys.executable, "-m", "shared.cli", *args], cwd=PROJECT_ROOT, capture_output=True,
+    result = subprocess.run([sys.executable, "-m", "stack.cli", *args], cwd=PROJECT_ROOT, capture_output=True,
                             text=True)
     if result.returncode != 0:
         raise SystemExit(f"streampulse {' '.join(args)} failed:\n{result.stderr[-3000:]}")
@@ -68,7 +68,7 @@ def main() -> int:
         while not cluster.running_job(job_id):
             time.sleep(0.5)
         producer = subprocess.Popen(
-            [sys.executable, "-m", "shared.cli", "produce", "synthetic", "--rate", str(args.rate), "--duration",
+            [sys.executable, "-m", "stack.cli", "produce", "synthetic", "--rate", str(args.rate), "--duration",
              str(args.seconds), "--speed", "1", "--topic", topic, "--dlq-topic", side, "--no-progress",
              "--no-resume", "--cursor-name", f"bench-recovery-{run}"],
             cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -25,12 +25,12 @@ import time
 import uuid
 from datetime import UTC, date, datetime, timedelta
 
-from shared import clients
+from runtime import clients
+from shared.names import REDIS_CURRENT, REDIS_KEYWORD, TIME_SERIES_TABLES
 from shared.settings import PROJECT_ROOT, load_settings
 
 START = "2026-09-14T00:00:00Z"  # event time of the input: a day no test, demo or other benchmark writes
-TABLES = ("keyword_window_counts", "window_posts", "trends", "late_posts", "rejected_posts", "volume_windows",
-          "volume_anomalies", "volume_outages")
+TABLES = TIME_SERIES_TABLES
 
 
 def log(message: str) -> None:
@@ -43,7 +43,7 @@ def report(name: str, value: float, unit: str) -> None:
 
 def run_job(job: str, *args: str) -> float:
     started = time.perf_counter()
-    result = subprocess.run([sys.executable, "-m", "shared.cli", "run", job, "--", "--bounded", *args],
+    result = subprocess.run([sys.executable, "-m", "stack.cli", "run", job, "--", "--bounded", *args],
                             cwd=PROJECT_ROOT, capture_output=True, text=True)
     if result.returncode != 0:
         raise SystemExit(f"the {job} job failed (exit {result.returncode}):\n{result.stderr[-3000:]}")
@@ -71,7 +71,8 @@ def postgres_bytes(settings, days: list[date]) -> dict[str, int]:
 
 def redis_bytes(settings) -> int:
     redis = clients.redis(settings)
-    return sum(redis.memory_usage(key) or 0 for key in redis.scan_iter("streampulse:trend*"))
+    keys = [REDIS_CURRENT, REDIS_CURRENT + ":meta", *redis.scan_iter(REDIS_KEYWORD + "*")]
+    return sum(redis.memory_usage(key) or 0 for key in keys)
 
 
 def drop_partitions(settings, days: list[date]) -> None:
@@ -112,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     maintain_partitions(settings, today=start.date())
     try:
         log(f"producing {args.count:,} synthetic posts into {topic} ...")
-        subprocess.run([sys.executable, "-m", "shared.cli", "produce", "synthetic", "--count", str(args.count),
+        subprocess.run([sys.executable, "-m", "stack.cli", "produce", "synthetic", "--count", str(args.count),
                         "--rate", str(args.rate), "--seed", str(args.seed), "--start", START, "--topic", topic,
                         "--dlq-topic", dlq, "--no-resume", "--no-progress", "--cursor-name", f"bench-{suffix}"],
                        cwd=PROJECT_ROOT, check=True, stderr=subprocess.DEVNULL)

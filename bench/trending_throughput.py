@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from shared import clients
+from runtime import clients
 from shared.settings import PROJECT_ROOT, load_settings
 
 START = "2026-10-05T00:00:00Z"  # event time of the input: a day no test or demo writes
@@ -115,7 +115,7 @@ def measured(command: list[str], *, env: dict | None = None, timeout_s: float | 
 
 def window_count_job(topic: str, group_id: str, aggregate: str) -> int:
     """The pure-SQL window count, bounded, in this process (`--window-count-job`)."""
-    from shared.flink import add_sql, interval, posts_source_values, table_env
+    from runtime.flink import add_sql, interval, posts_source_values, table_env
 
     settings = load_settings()
     trending = settings.trending
@@ -140,7 +140,7 @@ def window_count_job(topic: str, group_id: str, aggregate: str) -> int:
 def command_for(name: str, topic: str, alerts: str, lake: str, out: Path, settings) -> list[str]:
     group = f"bench-{uuid.uuid4().hex[:8]}"
     if name == "trending":
-        return [sys.executable, "-m", "shared.cli", "run", "trending", "--", "--bounded", "--topic", topic,
+        return [sys.executable, "-m", "stack.cli", "run", "trending", "--", "--bounded", "--topic", topic,
                 "--alerts-topic", alerts, "--group-id", group, "--counts-path", f"s3://{settings.minio.bucket}/{lake}"]
     if name.startswith("sql_"):
         return [sys.executable, "-m", "bench.trending_throughput", "--window-count-job", topic, "--group-id", group,
@@ -191,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
             if peer in args.only:
                 ensure_venv(peer)
         log(f"producing {args.count:,} synthetic posts into {topic} ...")
-        subprocess.run([sys.executable, "-m", "shared.cli", "produce", "synthetic", "--count", str(args.count),
+        subprocess.run([sys.executable, "-m", "stack.cli", "produce", "synthetic", "--count", str(args.count),
                         "--rate", str(args.rate), "--seed", str(args.seed), "--start", START, "--topic", topic,
                         *[x for burst in BURSTS for x in ("--burst", burst)], "--dlq-topic", alerts, "--no-resume",
                         "--no-progress", "--cursor-name", f"bench-{suffix}"],

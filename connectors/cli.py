@@ -17,9 +17,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from connectors.producer import (
-    DELETES_TOPIC,
-    DLQ_TOPIC,
-    POSTS_TOPIC,
     CursorStore,
     EventTimePacer,
     PostProducer,
@@ -28,8 +25,9 @@ from connectors.producer import (
     StopFlag,
     run_source,
 )
+from runtime.metrics import scrape_target
+from shared.names import DELETES_TOPIC, DLQ_TOPIC, POSTS_TOPIC
 from shared.settings import Settings
-from stack.services import scrape_target
 
 log = logging.getLogger("streampulse.produce")
 

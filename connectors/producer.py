@@ -35,15 +35,13 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
+from shared.names import DELETES_TOPIC, DLQ_TOPIC, POSTS_TOPIC
 from shared.post import InvalidPost, RejectReason, SocialPost, encode, now_ms, parse_post
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
 
-POSTS_TOPIC = "social.posts"
 EVENT_TIME_HEADER = "created_at"  # epoch millis as decimal text: the post's event time
-DLQ_TOPIC = "social.posts.dlq"
-DELETES_TOPIC = "social.deletes"
 LATENCY_SAMPLE_EVERY = 64  # timing every send costs more than the send; one in 64 is plenty for a histogram
 MAX_DLQ_RAW_BYTES = 256 * 1024  # a dead letter's payload is cut here: the envelope stays far below Kafka's 1 MB
 RESEND_ROUNDS = 5  # a record Kafka refused is sent again this many times (backing off) before the producer gives up
@@ -151,7 +149,7 @@ class PostProducer:
         from kafka import KafkaProducer
         from kafka.errors import KafkaTimeoutError
 
-        from shared.clients import ServiceUnavailable
+        from runtime.clients import ServiceUnavailable
 
         self.source, self.topic, self.dlq_topic, self.deletes_topic = source, topic, dlq_topic, deletes_topic
         self.metrics = metrics or ProducerMetrics()

@@ -4,7 +4,7 @@
                     partitioned source=/dt=/hour= (event time, UTC) on s3://<minio.bucket>/posts, or a
                     local folder when no MinIO is configured
 
-The topic is read as the other jobs read it (sql/flink/posts_by_minute.sql, shared/minute_stage.py), so a
+The topic is read as the other jobs read it (sql/flink/posts_by_minute.sql, runtime/minute_stage.py), so a
 record that is not a valid post is quarantined instead of stopping the job; on-time and late posts alike are
 archived. Part files commit on checkpoints (sql/flink/archive.sql), so what the lake holds is exactly what
 the checkpoints covered: no duplicate after a restart, no half-written file; a post that a producer re-sent
@@ -16,8 +16,6 @@ is archived once (the first copy per uid).
 
 from __future__ import annotations
 
-import argparse
-import logging
 import sys
 
 if __package__ in (None, ""):  # `flink run -py jobs/archive.py`: make the project importable
@@ -25,13 +23,13 @@ if __package__ in (None, ""):  # `flink run -py jobs/archive.py`: make the proje
 
 from pyflink.common import Row, Types
 
-from shared.flink import add_sql, execute, interval, jdbc_options, posts_source_values, stream_env
-from shared.lake import default_path
-from shared.minute_stage import QUARANTINE, MinuteStage
+from runtime.flink import add_sql, interval, jdbc_options, posts_source_values, stream_env
+from runtime.job import job_main, lake_path, run_script
+from runtime.lake import default_path
+from runtime.minute_stage import QUARANTINE, MinuteStage
+from shared.names import POSTS_TOPIC
 from shared.post import SocialPost
-from shared.settings import Settings, load_settings
-
-log = logging.getLogger(__name__)
+from shared.settings import Settings
 
 DEDUPE_TTL_S = 86_400
 
@@ -69,15 +67,16 @@ class DecodePosts(MinuteStage):
         yield post_row(post)
 
 
-def build(settings: Settings, *, topic: str, path: str, bounded: bool, group_id: str, commit_delay_s: int):
+def build(settings: Settings, args) -> object:
+    topic, path = args.topic, args.path or default_path(settings)
     # The only state is the uids seen by the deduplication: kept a day, far longer than any re-send.
     env, t_env = stream_env(settings, "streampulse-archive",
                             extra={"table.local-time-zone": "UTC", "table.exec.state.ttl": f"{DEDUPE_TTL_S} s"})
     tumble_s = settings.trending.tumble_s
-    values = {**posts_source_values(settings, topic=topic, group_id=group_id, bounded=bounded,
+    values = {**posts_source_values(settings, topic=topic, group_id=args.group_id, bounded=args.bounded,
                                     watermark_s=settings.trending.watermark_s),
               "tumble": interval(tumble_s), "tumble_s": tumble_s, "batch_shards": settings.flink.minute_batch_shards,
-              "path": path, "commit_delay": f"{commit_delay_s} s", "dedupe_ttl": f"{DEDUPE_TTL_S} s",
+              "path": path, "commit_delay": f"{args.commit_delay_s} s", "dedupe_ttl": f"{DEDUPE_TTL_S} s",
               **jdbc_options(settings)}
     statement_set = t_env.create_statement_set()
     for name in ("social_posts_source", "posts_by_minute"):
@@ -94,29 +93,14 @@ def build(settings: Settings, *, topic: str, path: str, bounded: bool, group_id:
     return env
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="streampulse run archive", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--topic", default="social.posts")
-    parser.add_argument("--group-id", default="streampulse-archive")
-    parser.add_argument("--path", help="where the lake goes: s3://bucket/prefix or file:///folder "
-                                       "(default: s3://<minio.bucket>/posts, or <state>/lake/posts without MinIO)")
+def arguments(parser) -> None:
+    parser.add_argument("--path", type=lake_path, help="where the lake goes: s3://bucket/prefix or file:///folder "
+                        "(default: s3://<minio.bucket>/posts, or <state>/lake/posts without MinIO)")
     parser.add_argument("--commit-delay-s", type=int, default=3600,
                         help="mark a partition done (_SUCCESS) once the watermark is this far past its hour")
-    parser.add_argument("--bounded", action="store_true",
-                        help="read the topic from the start to its current end, then finish (tests)")
-    args = parser.parse_args([a for a in (argv if argv is not None else sys.argv[1:]) if a != "--"])
-    if args.path and not args.path.startswith(("s3://", "file:///")):
-        parser.error(f"--path {args.path!r}: expected s3://bucket/prefix or file:///absolute/folder")
-    settings = load_settings()
-    path = args.path or default_path(settings)
-    env = build(settings, topic=args.topic, path=path, bounded=args.bounded, group_id=args.group_id,
-                commit_delay_s=args.commit_delay_s)
-    log.info("archive job: %s → %s", args.topic, path)
-    execute(env, "streampulse-archive")
-    return 0
 
+
+main = job_main("archive", __doc__, build, topic=POSTS_TOPIC, arguments=arguments)
 
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr)
-    sys.exit(main())
+    run_script(main)

@@ -14,8 +14,6 @@ Parquet files, is rewritten in batches (README: "Deleted posts").
 
 from __future__ import annotations
 
-import argparse
-import logging
 import sys
 import time
 
@@ -25,13 +23,13 @@ if __package__ in (None, ""):  # `flink run -py jobs/deletions.py`: make the pro
 from pyflink.common import Row, Types
 from pyflink.datastream import ProcessFunction, RuntimeContext
 
-from shared.flink import add_sql, execute, jdbc_options, kafka_security, stream_env
-from shared.minute_stage import QUARANTINE, QUARANTINE_PAYLOAD_BYTES
+from runtime.flink import add_sql, jdbc_options, kafka_security, stream_env
+from runtime.job import job_main, run_script
+from runtime.minute_stage import QUARANTINE, QUARANTINE_PAYLOAD_BYTES
+from runtime.trend_cache import DeletedPosts, redis_options
+from shared.names import DELETES_TOPIC
 from shared.post import InvalidPost, decode_deletion
-from shared.settings import Settings, load_settings
-from shared.trend_cache import DeletedPosts, redis_options
-
-log = logging.getLogger(__name__)
+from shared.settings import Settings
 
 NOTICE_ROW = Types.ROW_NAMED(["uid", "source", "deleted_at_ms", "reason", "local_id"],
                              [Types.STRING(), Types.STRING(), Types.LONG(), Types.STRING(), Types.STRING()])
@@ -65,7 +63,8 @@ class ForgetDeleted(ProcessFunction):
         yield Row(notice.uid, notice.source, notice.deleted_at, notice.reason, notice.local_id)
 
 
-def build(settings: Settings, *, topic: str, bounded: bool, group_id: str):
+def build(settings: Settings, args) -> object:
+    topic, bounded, group_id = args.topic, args.bounded, args.group_id
     env, t_env = stream_env(settings, "streampulse-deletions", extra={"table.local-time-zone": "UTC"})
     values = {"topic": topic, "bootstrap": settings.kafka.bootstrap, "group_id": group_id,
               "kafka_security": kafka_security(settings),
@@ -87,21 +86,7 @@ def build(settings: Settings, *, topic: str, bounded: bool, group_id: str):
     return env
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="streampulse run deletions", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--topic", default="social.deletes")
-    parser.add_argument("--group-id", default="streampulse-deletions")
-    parser.add_argument("--bounded", action="store_true",
-                        help="read the topic from the start to its current end, then finish (tests)")
-    args = parser.parse_args([a for a in (argv if argv is not None else sys.argv[1:]) if a != "--"])
-    settings = load_settings()
-    env = build(settings, topic=args.topic, bounded=args.bounded, group_id=args.group_id)
-    log.info("deletions job: %s → Redis, PostgreSQL deletions (the lake: `streampulse lake compact`)", args.topic)
-    execute(env, "streampulse-deletions")
-    return 0
-
+main = job_main("deletions", __doc__, build, topic=DELETES_TOPIC)
 
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr)
-    sys.exit(main())
+    run_script(main)

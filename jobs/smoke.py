@@ -15,7 +15,7 @@ import sys
 from pyflink.table import DataTypes
 from pyflink.table.udf import udf
 
-from shared.flink import jdbc_options, kafka_security, sql_statements, table_env
+from runtime.flink import jdbc_options, kafka_security, sql_statements, table_env
 from shared.settings import load_settings
 
 log = logging.getLogger(__name__)

@@ -18,9 +18,7 @@ per-post work runs batched, not a row at a time. bench/trending_throughput.py me
 
 from __future__ import annotations
 
-import argparse
 import json
-import logging
 import sys
 import uuid
 
@@ -31,7 +29,10 @@ from pyflink.common import Row, Types
 from pyflink.datastream import OutputTag, RuntimeContext
 from pyflink.datastream.state import MapStateDescriptor, ValueStateDescriptor
 
-from shared.flink import add_sql, execute, interval, jdbc_options, posts_source_values, stream_env
+from runtime.flink import add_sql, interval, jdbc_options, posts_source_values, stream_env
+from runtime.job import job_main, lake_path, run_script
+from runtime.minute_stage import QUARANTINE, MinuteStage
+from runtime.trend_cache import TrendPublisher, redis_options
 from shared.keyword_windows import (
     ALL_SOURCES,
     MinuteCounts,
@@ -41,9 +42,8 @@ from shared.keyword_windows import (
     top_keywords,
     watch_list,
 )
-from shared.minute_stage import QUARANTINE, MinuteStage
-from shared.settings import Settings, load_settings
-from shared.trend_cache import TrendPublisher, redis_options
+from shared.names import ALERTS_TOPIC, POSTS_TOPIC
+from shared.settings import Settings
 from shared.trends import (
     Baseline,
     TrendDecision,
@@ -54,8 +54,6 @@ from shared.trends import (
     observe,
     rank,
 )
-
-log = logging.getLogger(__name__)
 
 SWEEP_EVERY_WINDOWS = 60  # how often (in sliding windows) the baselines past their TTL are dropped
 TREND_ROW = Types.ROW_NAMED(
@@ -93,7 +91,7 @@ def publish_to_redis(publisher: TrendPublisher, ranked: list[tuple[int, TrendDec
 
 
 class CountAndScore(MinuteStage):
-    """The job's Python stage, on one key (shared/minute_stage.py decodes, quarantines, merges the minute's
+    """The job's Python stage, on one key (runtime/minute_stage.py decodes, quarantines, merges the minute's
     batches and turns a batch for a closed minute into late posts). Each batch is counted on arrival; when
     the watermark closes its minute, the minute's counts go out (the lake, the totals) and every sliding
     window ending with it is scored, ranked and published, with the minute's top and watched keywords."""
@@ -285,8 +283,9 @@ def default_counts_path(settings: Settings) -> str:
 
 
 
-def build(settings: Settings, *, topic: str, alerts_topic: str, bounded: bool, group_id: str,
-          counts_path: str | None = None):
+def build(settings: Settings, args) -> object:
+    topic, alerts_topic, bounded, group_id = args.topic, args.alerts_topic, args.bounded, args.group_id
+    counts_path = args.counts_path
     trending = settings.trending
     env, t_env = stream_env(settings, "streampulse-trending", extra={"table.local-time-zone": "UTC"})
     values = {
@@ -317,27 +316,14 @@ def build(settings: Settings, *, topic: str, alerts_topic: str, bounded: bool, g
     return env
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="streampulse run trending", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--topic", default="social.posts")
-    parser.add_argument("--alerts-topic", default="trends.alerts")
-    parser.add_argument("--group-id", default="streampulse-trending")
-    parser.add_argument("--counts-path", help="where every keyword's minute counts go: s3://bucket/prefix or "
-                        "file:///folder (default: s3://<minio.bucket>/keyword_counts, or <state>/lake/keyword_counts)")
-    parser.add_argument("--bounded", action="store_true",
-                        help="read the topic from the start to its current end, then finish (tests, demo)")
-    args = parser.parse_args([a for a in (argv if argv is not None else sys.argv[1:]) if a != "--"])
-    if args.counts_path and not args.counts_path.startswith(("s3://", "file:///")):
-        parser.error(f"--counts-path {args.counts_path!r}: expected s3://bucket/prefix or file:///absolute/folder")
-    settings = load_settings()
-    env = build(settings, topic=args.topic, alerts_topic=args.alerts_topic, bounded=args.bounded,
-                group_id=args.group_id, counts_path=args.counts_path)
-    log.info("trending job: %s → Postgres, Redis, %s", args.topic, args.alerts_topic)
-    execute(env, "streampulse-trending")
-    return 0
+def arguments(parser) -> None:
+    parser.add_argument("--alerts-topic", default=ALERTS_TOPIC)
+    parser.add_argument("--counts-path", type=lake_path, help="where every keyword's minute counts go: "
+                        "s3://bucket/prefix or file:///folder (default: s3://<minio.bucket>/keyword_counts, or "
+                        "<state>/lake/keyword_counts)")
 
+
+main = job_main("trending", __doc__, build, topic=POSTS_TOPIC, arguments=arguments)
 
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr)
-    sys.exit(main())
+    run_script(main)

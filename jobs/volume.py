@@ -6,7 +6,7 @@
                                                  volume_outages, Kafka volume.anomalies
     social.posts.dlq (JSON) ─► TUMBLE count per source and reason ─► Postgres rejected_posts
 
-The topic is read as the trending job reads it (sql/flink/posts_by_minute.sql, shared/minute_stage.py):
+The topic is read as the trending job reads it (sql/flink/posts_by_minute.sql, runtime/minute_stage.py):
 each minute's records reach one Python stage in a few batches, which decodes them (quarantining what is not
 a valid post), counts the distinct posts of every series and hands each series' minute on; the maths is
 in shared/volume.py. A series that goes silent sends no rows at all, so each series keeps an event-time
@@ -29,8 +29,6 @@ scores like any other row. A replay of old posts is never live, so a bounded run
 
 from __future__ import annotations
 
-import argparse
-import logging
 import sys
 import uuid
 from dataclasses import replace
@@ -42,13 +40,13 @@ from pyflink.common import Row, Types
 from pyflink.datastream import KeyedProcessFunction, OutputTag, RuntimeContext, TimeDomain
 from pyflink.datastream.state import MapStateDescriptor, ValueStateDescriptor
 
-from shared.flink import add_sql, execute, interval, jdbc_options, posts_source_values, stream_env, time_to_live
-from shared.minute_stage import QUARANTINE, MinuteStage
+from runtime.flink import add_sql, interval, jdbc_options, posts_source_values, stream_env, time_to_live
+from runtime.job import job_main, run_script
+from runtime.minute_stage import QUARANTINE, MinuteStage
+from shared.names import ANOMALIES_TOPIC, DLQ_TOPIC, POSTS_TOPIC
 from shared.post import SocialPost
-from shared.settings import Settings, load_settings
+from shared.settings import Settings
 from shared.volume import Outage, VolumeDecision, VolumeSettings, forgotten, observe, series_of, still_expected
-
-log = logging.getLogger(__name__)
 
 END_OF_INPUT = 2**63 - 1  # the watermark a bounded source sends last: no later window is real
 
@@ -126,7 +124,7 @@ class CountSeries(MinuteStage):
 
     def count(self, index: int, posts: list[SocialPost]) -> dict[tuple[str, str], int]:
         counts: dict[tuple[str, str], int] = {}
-        for post in posts:  # one per uid already (shared/minute_stage.py)
+        for post in posts:  # one per uid already (runtime/minute_stage.py)
             for series in series_of(post):
                 counts[series] = counts.get(series, 0) + 1
         return counts
@@ -246,7 +244,9 @@ class ScoreSeries(KeyedProcessFunction):
                    outage.expected_posts, outage.observed_posts, outage.p_value, outage.severity, outage.ongoing)
 
 
-def build(settings: Settings, *, topic: str, anomalies_topic: str, dlq_topic: str, bounded: bool, group_id: str):
+def build(settings: Settings, args) -> object:
+    topic, anomalies_topic, dlq_topic = args.topic, args.anomalies_topic, args.dlq_topic
+    bounded, group_id = args.bounded, args.group_id
     volume = settings.volume
     env, t_env = stream_env(settings, "streampulse-volume", extra={"table.local-time-zone": "UTC"})
     values = {
@@ -279,24 +279,12 @@ def build(settings: Settings, *, topic: str, anomalies_topic: str, dlq_topic: st
     return env
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="streampulse run volume", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--topic", default="social.posts")
-    parser.add_argument("--anomalies-topic", default="volume.anomalies")
-    parser.add_argument("--dlq-topic", default="social.posts.dlq", help="counted per minute into rejected_posts")
-    parser.add_argument("--group-id", default="streampulse-volume")
-    parser.add_argument("--bounded", action="store_true",
-                        help="read the topic from the start to its current end, then finish (tests, demo)")
-    args = parser.parse_args([a for a in (argv if argv is not None else sys.argv[1:]) if a != "--"])
-    settings = load_settings()
-    env = build(settings, topic=args.topic, anomalies_topic=args.anomalies_topic, dlq_topic=args.dlq_topic,
-                bounded=args.bounded, group_id=args.group_id)
-    log.info("volume job: %s → Postgres, %s", args.topic, args.anomalies_topic)
-    execute(env, "streampulse-volume")
-    return 0
+def arguments(parser) -> None:
+    parser.add_argument("--anomalies-topic", default=ANOMALIES_TOPIC)
+    parser.add_argument("--dlq-topic", default=DLQ_TOPIC, help="counted per minute into rejected_posts")
 
+
+main = job_main("volume", __doc__, build, topic=POSTS_TOPIC, arguments=arguments)
 
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr)
-    sys.exit(main())
+    run_script(main)

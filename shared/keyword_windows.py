@@ -1,7 +1,7 @@
 """Keyword counts per minute and the sliding windows built from them: the trending job's counting.
 
 The job hands its Python stage one batch of on-time posts per minute (and shard) of event time,
-gathered in the JVM (sql/flink/posts_by_minute.sql) and decoded (shared/minute_stage.py). Here each batch
+gathered in the JVM (sql/flink/posts_by_minute.sql) and decoded (runtime/minute_stage.py). Here each batch
 becomes a `MinuteCounts`: per keyword the distinct posts, the set of distinct authors and the smallest and
 largest uid (a trend's sample posts), and the posts per source. A sliding window of `overlap` minutes is
 then the sum of its minutes' posts (a post lives in one minute only) and the union of their author sets:

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import yaml
 
-from shared.flink import FLINK_CONF, flatten
+from runtime.flink import FLINK_CONF, flatten
 from shared.settings import PROJECT_ROOT, Settings
 from stack.processes import ManagedProcess, children, owned, tail, wait_until
 from stack.services import StackError
@@ -124,7 +124,7 @@ class Cluster:
         return lib
 
     def env(self) -> dict[str, str]:
-        from shared.flink import prepare_process_environment
+        from runtime.flink import prepare_process_environment
 
         prepare_process_environment(self.settings)  # FLINK_PLUGINS_DIR with the S3 filesystem and reporters
         return {"FLINK_CONF_DIR": str(self.conf_dir), "FLINK_LOG_DIR": str(self.log_dir),

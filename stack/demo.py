@@ -17,7 +17,8 @@ from pathlib import Path
 from kafka.admin import NewTopic
 
 from connectors.producer import PostProducer
-from shared import clients
+from runtime import clients
+from shared.names import REDIS_CURRENT
 from shared.settings import PROJECT_ROOT, Settings
 
 SAMPLE = PROJECT_ROOT / "connectors" / "samples" / "sample.jsonl"
@@ -57,8 +58,8 @@ def run(settings: Settings, sample: Path = SAMPLE) -> int:
     print(f"\n{'window end (UTC)':<20}{'rank':>5}  {'keyword':<16}{'posts':>6}{'authors':>8}{'expected':>9}{'z':>7}")
     for end, position, keyword, count, authors, mean, z in rows:
         print(f"{end:%Y-%m-%d %H:%M}{position:>6}  {keyword:<16}{count:>6}{authors:>8}{mean:>9.1f}{z:>7.1f}")
-    current = clients.redis(settings).zrevrange("streampulse:trends:current", 0, -1, withscores=True)
-    print("\nRedis streampulse:trends:current: " + (", ".join(f"{k} (z {s:.1f})" for k, s in current) or "empty"))
+    current = clients.redis(settings).zrevrange(REDIS_CURRENT, 0, -1, withscores=True)
+    print(f"\nRedis {REDIS_CURRENT}: " + (", ".join(f"{k} (z {s:.1f})" for k, s in current) or "empty"))
     pg = settings.postgres
     print(f"\nLabelled bursts: {SAMPLE.with_name('sample.labels.json').relative_to(PROJECT_ROOT)}.\n"
           f"Next: psql 'host={pg.host} port={pg.port} dbname={pg.database} user={pg.reader_user}' "

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from psycopg import sql
 
-from shared import clients
+from runtime import clients
 from shared.settings import PROJECT_ROOT, Settings, load_settings, read_env_file
 from stack.processes import owned, stop_pids
 from stack.services import Kafka, Minio, Postgres, Prometheus, Redis, Service, apt_install, new_secret

@@ -4,7 +4,6 @@ process on a loopback port, checked for readiness and stopped by pid.
 
 from __future__ import annotations
 
-import contextlib
 import glob
 import json
 import logging
@@ -18,12 +17,14 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
 from pathlib import Path
 
 import yaml
 
-from shared import clients
+from runtime import clients
+from runtime.metrics import scrape_targets_dir
+from shared import jar_manifest
+from shared.names import JOB_TOPICS, PRODUCER_TOPICS
 from shared.settings import Settings
 from stack import jars
 from stack.processes import ManagedProcess, pid_alive, service_environment, tail, wait_until
@@ -120,7 +121,7 @@ class Kafka(Service):
         jars.fetch_all(self.settings.stack.cache_path, ["kafka-broker"])
 
     def _classpath(self) -> str:
-        return str(jars.jars_of("kafka-broker", self.settings.stack.cache_path)[0].parent / "*")
+        return str(jar_manifest.jars_of("kafka-broker", self.settings.stack.cache_path)[0].parent / "*")
 
     def internal_options(self) -> dict:
         """kafka-python's login on the broker's internal listener as the broker itself (a super user): what
@@ -293,8 +294,8 @@ def retention_configs(hours: float | None) -> dict[str, str]:
 
 BROKER_USER = "broker"
 SCRAM = "SCRAM-SHA-512"
-POSTS_TOPICS = ("social.posts", "social.posts.dlq", "social.deletes")
-OUTPUT_TOPICS = ("trends.alerts", "volume.anomalies")
+POSTS_TOPICS = PRODUCER_TOPICS
+OUTPUT_TOPICS = JOB_TOPICS
 SCRATCH_PREFIXES = ("test.", "bench.", "demo.", "peers.")  # topics the tests, benchmarks and demo make and drop
 
 
@@ -554,7 +555,7 @@ class Prometheus(Service):
 
     @property
     def targets_dir(self) -> Path:
-        return self.home / "targets"
+        return scrape_targets_dir(self.settings)
 
     def _process(self) -> ManagedProcess:
         return ManagedProcess(self.name, self.state / "run", self.log_file)
@@ -615,21 +616,6 @@ class Prometheus(Service):
         if body.get("status") != "success":
             raise StackError(f"Prometheus {endpoint} {params} failed: {body}")
         return body["data"]["result"]
-
-
-@contextlib.contextmanager
-def scrape_target(settings: Settings, name: str, port: int, labels: dict[str, str]) -> Iterator[Path]:
-    """Announce a process's /metrics on 127.0.0.1:<port> to the stack's Prometheus (file-based service
-    discovery) for as long as the block runs."""
-    path = Prometheus(settings).targets_dir / f"{name}-{os.getpid()}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")  # Prometheus must never read half a file
-    tmp.write_text(json.dumps([{"targets": [f"127.0.0.1:{port}"], "labels": labels}]))
-    tmp.replace(path)
-    try:
-        yield path
-    finally:
-        path.unlink(missing_ok=True)
 
 
 def tail_text(text: str, lines: int = 20) -> str:

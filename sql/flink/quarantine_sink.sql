@@ -1,4 +1,4 @@
--- Records of social.posts a job's Python stage could not read as a SocialPost (shared/minute_stage.py),
+-- Records of social.posts a job's Python stage could not read as a SocialPost (runtime/minute_stage.py),
 -- upserted into quarantined_records by (topic, partition, offset): whichever job saw the record, one row.
 -- The job registers the view quarantined_rows (its QUARANTINE side output) before this runs.
 CREATE TABLE quarantine_sink (

@@ -1,6 +1,6 @@
 -- Records of social.posts that a job could not read as a SocialPost (undecodable bytes, a record that breaks
 -- the post rules, a created_at that is not the record's timestamp): skipped by the jobs, which go on, and
--- kept here with where they were and why (shared/minute_stage.py). One row per record, whichever job saw it
+-- kept here with where they were and why (runtime/minute_stage.py). One row per record, whichever job saw it
 -- first or last; the payload is cut to 64 KiB (payload_bytes is its full size).
 CREATE TABLE quarantined_records (
     topic            text      NOT NULL,

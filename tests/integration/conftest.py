@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from shared import clients
+from runtime import clients
 from shared.settings import PROJECT_ROOT, load_settings
 from stack.cluster import Cluster
 from stack.manager import services
@@ -26,7 +26,7 @@ def settings():
 
 def cli(*args: str) -> str:
     """`streampulse ARGS`, which must succeed; its stdout."""
-    result = subprocess.run([sys.executable, "-m", "shared.cli", *args], cwd=PROJECT_ROOT, capture_output=True,
+    result = subprocess.run([sys.executable, "-m", "stack.cli", *args], cwd=PROJECT_ROOT, capture_output=True,
                             text=True, timeout=600)
     assert result.returncode == 0, f"streampulse {' '.join(args)}:\n{result.stdout}\n{result.stderr[-3000:]}"
     return result.stdout

@@ -11,12 +11,13 @@ from datetime import UTC, datetime
 import pyarrow.parquet as pq
 
 from connectors.producer import PostProducer
-from shared import clients
+from runtime import clients
+from shared import names
 from stack.processes import wait_until
 from tests.integration.conftest import read_topic
 from tests.oracle import expected_keyword_rows, expected_trends, recompute
 
-REDIS_CURRENT = ("streampulse:trends:current", "streampulse:trends:current:meta")
+REDIS_CURRENT = (names.REDIS_CURRENT, names.REDIS_CURRENT + ":meta")
 
 
 def as_utc(ms: int) -> datetime:

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 from connectors import synthetic
 from connectors.producer import PostProducer
-from shared import clients
+from runtime import clients
 from shared.settings import PROJECT_ROOT
 from tests.integration.sinks import read_lake, remove_lake
 
@@ -34,7 +34,7 @@ def test_the_lake_holds_exactly_the_valid_posts_partitioned_by_source_date_and_h
     prefix = f"test-archive-{uuid.uuid4().hex[:12]}"
     path = f"s3://{settings.minio.bucket}/{prefix}"
     result = subprocess.run(
-        [sys.executable, "-m", "shared.cli", "run", "archive", "--", "--bounded", "--topic", kafka_topic,
+        [sys.executable, "-m", "stack.cli", "run", "archive", "--", "--bounded", "--topic", kafka_topic,
          "--group-id", f"test-{kafka_topic}", "--path", path], cwd=PROJECT_ROOT, capture_output=True, text=True,
         timeout=900)
     assert result.returncode == 0, f"archive job failed:\n{result.stderr[-4000:]}"

@@ -16,7 +16,7 @@ import uuid
 
 import pytest
 
-from shared import clients
+from runtime import clients
 from shared.settings import PROJECT_ROOT
 from stack.processes import wait_until
 from stack.services import Prometheus
@@ -49,7 +49,7 @@ def producer_with_metrics(settings):
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     process = subprocess.Popen(
-        [sys.executable, "-m", "shared.cli", "produce", "synthetic", "--rate", "20", "--duration", "60", "--speed",
+        [sys.executable, "-m", "stack.cli", "produce", "synthetic", "--rate", "20", "--duration", "60", "--speed",
          "1", "--seed", "5", "--malformed", "0.05", "--topic", topic, "--dlq-topic", topic, "--metrics-port",
          str(port), "--no-resume", "--no-progress", "--cursor-name", topic],
         cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)

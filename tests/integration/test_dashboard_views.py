@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 import psycopg
 import pytest
 
-from shared import clients
+from runtime import clients
 
 T0 = datetime(2031, 1, 1, 12, 0)  # later than anything else the tests write: "now" for trending_now
 

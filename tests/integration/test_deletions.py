@@ -17,9 +17,9 @@ import pyarrow.parquet as pq
 
 from connectors import synthetic
 from connectors.producer import PostProducer
-from shared import clients
+from runtime import clients
+from runtime.trend_cache import DELETED, KEYWORD, TrendPublisher, redis_options
 from shared.settings import PROJECT_ROOT
-from shared.trend_cache import DELETED, KEYWORD, TrendPublisher, redis_options
 from tests.integration.sinks import as_utc, clear_windows, produce, read_lake, remove_lake
 
 LABELS = PROJECT_ROOT / "connectors" / "samples" / "sample.labels.json"
@@ -28,7 +28,7 @@ START = 1_793_534_400_000 - 5 * 86_400_000
 
 
 def cli(*args: str) -> subprocess.CompletedProcess:
-    result = subprocess.run([sys.executable, "-m", "shared.cli", *args], cwd=PROJECT_ROOT, capture_output=True,
+    result = subprocess.run([sys.executable, "-m", "stack.cli", *args], cwd=PROJECT_ROOT, capture_output=True,
                             text=True, timeout=900)
     assert result.returncode == 0, f"streampulse {' '.join(args[:3])} failed:\n{result.stderr[-4000:]}"
     return result
@@ -175,7 +175,7 @@ def test_compaction_on_watch_runs_every_interval_and_says_when_a_deletion_waited
         conn.execute("INSERT INTO deletions (uid, source, deleted_at, received_at) VALUES (%s, 'bluesky', "
                      "now() AT TIME ZONE 'UTC', now() AT TIME ZONE 'UTC' - interval '2 minutes')", (uid,))
     env = os.environ | {"STREAMPULSE_DELETIONS__COMPACT_EVERY_S": "10", "STREAMPULSE_DELETIONS__LAKE_WITHIN_S": "60"}
-    watch = subprocess.Popen([sys.executable, "-m", "shared.cli", "lake", "compact", "--watch", "--path", lake_path],
+    watch = subprocess.Popen([sys.executable, "-m", "stack.cli", "lake", "compact", "--watch", "--path", lake_path],
                              cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         def runs() -> int:

@@ -24,7 +24,7 @@ import pytest
 from kafka.admin import NewTopic
 
 from connectors import synthetic
-from shared import clients
+from runtime import clients
 from shared.settings import PROJECT_ROOT
 from stack.processes import pid_alive, wait_until
 from stack.services import Kafka, Postgres
@@ -57,7 +57,7 @@ class ReplayProducer:
     def __init__(self, settings, path, topic: str, dlq_topic: str):
         self.name = f"test-faults-{uuid.uuid4().hex[:8]}"
         self.cursor_file = settings.stack.state_path / "cursors" / f"{self.name}.json"
-        self.argv = [sys.executable, "-m", "shared.cli", "produce", "replay", str(path), "--topic", topic,
+        self.argv = [sys.executable, "-m", "stack.cli", "produce", "replay", str(path), "--topic", topic,
                      "--dlq-topic", dlq_topic, "--speed", str(SPEED), "--cursor-name", self.name, "--no-progress"]
         self.process: subprocess.Popen | None = None
 

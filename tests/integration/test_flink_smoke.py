@@ -14,7 +14,7 @@ from collections import Counter, defaultdict
 
 from kafka import KafkaProducer
 
-from shared import clients
+from runtime import clients
 from shared.settings import PROJECT_ROOT
 
 
@@ -36,7 +36,7 @@ def test_smoke_job_counts_kafka_events_into_postgres(settings, kafka_topic):
         expected_counts[key] += 1
         expected_totals[key] += event["amount"]
 
-    result = subprocess.run([sys.executable, "-m", "shared.cli", "run", "smoke", "--", "--topic", kafka_topic],
+    result = subprocess.run([sys.executable, "-m", "stack.cli", "run", "smoke", "--", "--topic", kafka_topic],
                             cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
 

@@ -20,7 +20,7 @@ from kafka import KafkaProducer
 from kafka.admin import NewTopic
 
 from connectors import synthetic
-from shared import clients
+from runtime import clients
 from shared.post import SocialPost, encode
 from stack.processes import wait_until
 from tests.integration.conftest import cli, counts_path
@@ -207,7 +207,7 @@ def test_posts_after_2038_land_in_their_own_minutes(settings, counts_lake):
             writer.send(topic, key=record.uid.encode(), value=encode(record), timestamp_ms=record.ingested_at,
                         headers=[("created_at", str(record.created_at).encode())])
         writer.close()
-        result = subprocess.run([sys.executable, "-m", "shared.cli", "run", "trending", "--", "--bounded", "--topic",
+        result = subprocess.run([sys.executable, "-m", "stack.cli", "run", "trending", "--", "--bounded", "--topic",
                                  topic, "--alerts-topic", f"{topic}.dlq", "--group-id", f"test-{topic}",
                                  *counts_path(settings, counts_lake)],
                                 cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=900)

@@ -12,7 +12,7 @@ import psycopg
 import pytest
 from pydantic import BaseModel, SecretStr
 
-from shared import clients
+from runtime import clients
 from stack.processes import owned
 
 LISTEN = "0A"  # the TCP state "listen" in /proc/net/tcp{,6}

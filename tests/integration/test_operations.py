@@ -26,7 +26,7 @@ from tests.integration.test_superset import free_port
 def test_cluster_down_stops_every_taskmanager_up_started_whatever_the_settings_say(settings):
     run_dir = settings.stack.state_path / "run"
     two = {**os.environ, "STREAMPULSE_FLINK__TASKMANAGERS": "2"}
-    result = subprocess.run([sys.executable, "-m", "shared.cli", "cluster", "up"], cwd=PROJECT_ROOT, env=two,
+    result = subprocess.run([sys.executable, "-m", "stack.cli", "cluster", "up"], cwd=PROJECT_ROOT, env=two,
                             capture_output=True, text=True, timeout=600)
     try:
         assert result.returncode == 0, result.stderr[-3000:]
@@ -42,7 +42,7 @@ def test_cluster_down_stops_every_taskmanager_up_started_whatever_the_settings_s
     conf_dir = str(settings.stack.state_path / "flink" / "cluster")
     table = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True, check=True).stdout
     assert [line for line in table.splitlines() if conf_dir in line] == []
-    status = subprocess.run([sys.executable, "-m", "shared.cli", "cluster", "status"], cwd=PROJECT_ROOT,
+    status = subprocess.run([sys.executable, "-m", "stack.cli", "cluster", "status"], cwd=PROJECT_ROOT,
                             capture_output=True, text=True, timeout=60)
     assert status.returncode == 3 and "stray" not in status.stdout
 
@@ -82,7 +82,7 @@ def test_a_foreground_job_prints_its_restarts_with_the_cause(settings, kafka_top
     restarts the job, and the terminal says so with the cause, not only a log file."""
     env = {**os.environ, "STREAMPULSE_POSTGRES__PORT": "1"}
     process = subprocess.Popen(
-        [sys.executable, "-m", "shared.cli", "run", "trending", "--", "--topic", kafka_topic, "--group-id",
+        [sys.executable, "-m", "stack.cli", "run", "trending", "--", "--topic", kafka_topic, "--group-id",
          f"{kafka_topic}-foreground"], cwd=PROJECT_ROOT, env=env, stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE, text=True, start_new_session=True)
     said: queue.Queue = queue.Queue()

@@ -17,7 +17,7 @@ from collections import Counter
 import pytest
 
 from connectors.producer import CursorStore, PostProducer, ProducerMetrics
-from shared import clients
+from runtime import clients
 from shared.post import decode, now_ms
 from shared.settings import PROJECT_ROOT
 from tests.integration.conftest import read_topic
@@ -32,7 +32,7 @@ def post_line(i: int, run: str, spacing_ms: int = 10) -> str:
 
 
 def streampulse(*args: str, **kw) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "shared.cli", *args], cwd=PROJECT_ROOT, text=True,
+    return subprocess.Popen([sys.executable, "-m", "stack.cli", *args], cwd=PROJECT_ROOT, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)
 
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta
 
-from shared import clients
+from runtime import clients
+from shared.names import TIME_SERIES_TABLES
 from stack.manager import maintain_partitions
 
-PARTITIONED = {"keyword_window_counts", "window_posts", "trends", "late_posts", "volume_windows", "volume_anomalies",
-               "rejected_posts", "volume_outages"}
+PARTITIONED = set(TIME_SERIES_TABLES)
 
 
 def trends_partitions(settings, year: int) -> set[str]:

@@ -12,7 +12,7 @@ import uuid
 
 import pytest
 
-from shared import clients
+from runtime import clients
 from shared.settings import PROJECT_ROOT, load_settings
 from stack.processes import owned, pid_alive
 
@@ -38,7 +38,7 @@ def private_stack(monkeypatch, settings):
 
 
 def cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "shared.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "stack.cli", *args], capture_output=True, text=True,
                           cwd=PROJECT_ROOT, env=dict(os.environ), timeout=600)
 
 

@@ -10,7 +10,7 @@ import pytest
 import redis as redis_lib
 from kafka import KafkaConsumer, KafkaProducer
 
-from shared import clients
+from runtime import clients
 
 
 def _read_all(settings, topic: str, isolation: str) -> list[bytes]:

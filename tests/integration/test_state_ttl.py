@@ -13,7 +13,7 @@ import sys
 import uuid
 
 from connectors.producer import PostProducer
-from shared import clients
+from runtime import clients
 from shared.settings import PROJECT_ROOT
 from tests.integration.sinks import as_ms, as_utc
 from tests.oracle import expected_trends
@@ -64,7 +64,7 @@ def test_a_keyword_absent_past_its_ttl_returns_with_the_cold_start_rule(settings
     producer.close()
     assert producer.summary.sent == len(posts)
     result = subprocess.run(
-        [sys.executable, "-m", "shared.cli", "run", "trending", "--", "--bounded", "--topic", kafka_topic,
+        [sys.executable, "-m", "stack.cli", "run", "trending", "--", "--bounded", "--topic", kafka_topic,
          "--alerts-topic", dlq_topic, "--group-id", f"{kafka_topic}-ttl", "--counts-path",
          (settings.stack.state_path / "lake" / f"ttl-{suffix}").as_uri()],
         cwd=PROJECT_ROOT, env={**os.environ, "STREAMPULSE_TRENDING__STATE_TTL_S": str(TTL_S)}, capture_output=True,

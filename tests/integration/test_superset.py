@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from shared import clients
+from runtime import clients
 from shared.settings import PROJECT_ROOT, load_settings
 from stack.processes import owned
 from stack.services import apt_install
@@ -66,7 +66,7 @@ def filled_postgres(settings, kafka_topic, dlq_topic):
     admin = clients.kafka_admin(settings)
     admin.create_topics([NewTopic(outputs, 1, 1)])
     try:
-        runs = [subprocess.Popen([sys.executable, "-m", "shared.cli", "run", job, "--", "--bounded", "--topic",
+        runs = [subprocess.Popen([sys.executable, "-m", "stack.cli", "run", job, "--", "--bounded", "--topic",
                                   dlq_topic, *extra, "--group-id", f"test-{job}-{dlq_topic}"],
                                  cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
                 for job, extra in (("trending", ["--alerts-topic", outputs]),

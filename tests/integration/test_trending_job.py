@@ -12,8 +12,9 @@ from collections import Counter
 from datetime import UTC
 
 from connectors.producer import PostProducer
-from shared import clients
+from runtime import clients
 from shared.keywords import extract_keywords
+from shared.names import REDIS_CURRENT, REDIS_KEYWORD
 from shared.settings import PROJECT_ROOT
 from tests.integration.conftest import read_topic
 from tests.integration.sinks import (
@@ -37,8 +38,7 @@ def test_trending_job_counts_exactly_and_reports_the_burst(settings, kafka_topic
         for table in ("keyword_window_counts", "window_posts", "trends"):
             conn.execute(f"DELETE FROM {table} WHERE window_end > %s AND window_start <= %s",
                          (as_utc(first_ms), as_utc(last_ms)))
-    clients.redis(settings).delete("streampulse:trends:current", "streampulse:trends:current:meta",
-                                   "streampulse:trend:election")
+    clients.redis(settings).delete(REDIS_CURRENT, REDIS_CURRENT + ":meta", REDIS_KEYWORD + "election")
     producer = PostProducer(settings, "replay", topic=kafka_topic, dlq_topic=dlq_topic)
     for post in posts:
         producer.submit(post)
@@ -48,7 +48,7 @@ def test_trending_job_counts_exactly_and_reports_the_burst(settings, kafka_topic
     alerts_topic = dlq_topic  # a fresh single-partition topic
     lake = f"test-trending-{uuid.uuid4().hex[:12]}"
     try:
-        result = subprocess.run([sys.executable, "-m", "shared.cli", "run", "trending", "--", "--bounded", "--topic",
+        result = subprocess.run([sys.executable, "-m", "stack.cli", "run", "trending", "--", "--bounded", "--topic",
                                  kafka_topic, "--alerts-topic", alerts_topic, "--group-id", f"test-{kafka_topic}",
                                  "--counts-path", f"s3://{settings.minio.bucket}/{lake}/keyword_counts"],
                                 cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=900)
@@ -98,7 +98,7 @@ def test_trending_job_counts_exactly_and_reports_the_burst(settings, kafka_topic
     assert {t[2] for t in trends} == set(bursts), trends
     burst_trends = [t for t in trends if t[2] == "election"]
 
-    stored = clients.redis(settings).hgetall("streampulse:trend:election")
+    stored = clients.redis(settings).hgetall(REDIS_KEYWORD + "election")
     assert int(stored["window_end"]) == max(int(end.replace(tzinfo=UTC).timestamp() * 1000)
                                             for _, end, _, _ in burst_trends)
     alerts = [json.loads(r.value) for r in read_topic(settings, alerts_topic, isolation="read_committed")]

@@ -7,7 +7,7 @@ import sys
 from datetime import UTC, datetime
 
 from connectors.producer import PostProducer
-from shared import clients
+from runtime import clients
 from shared.settings import PROJECT_ROOT
 
 T0 = 1_794_214_800_000  # 2026-11-09T09:00:00Z, an hour no other test writes
@@ -45,7 +45,7 @@ def test_posts_behind_the_watermark_land_in_late_posts(settings, kafka_topic, dl
     producer.close()
     assert producer.summary.sent == len(posts)
 
-    result = subprocess.run([sys.executable, "-m", "shared.cli", "run", "trending", "--", "--bounded", "--topic",
+    result = subprocess.run([sys.executable, "-m", "stack.cli", "run", "trending", "--", "--bounded", "--topic",
                              topic, "--alerts-topic", kafka_topic, "--group-id", f"test-{topic}"],
                             cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]

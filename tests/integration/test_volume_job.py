@@ -15,7 +15,7 @@ from kafka.admin import NewTopic
 
 from connectors import synthetic
 from connectors.producer import PostProducer
-from shared import clients
+from runtime import clients
 from shared.settings import PROJECT_ROOT
 from tests.integration.conftest import read_topic
 from tests.integration.sinks import volume_anomalies
@@ -71,7 +71,7 @@ def test_a_spike_and_an_outage_are_anomalies_and_steady_series_are_not(settings,
         conn.execute("DELETE FROM rejected_posts WHERE source = 'synthetic'")
     try:
         result = subprocess.run(
-            [sys.executable, "-m", "shared.cli", "run", "volume", "--", "--bounded", "--topic", kafka_topic,
+            [sys.executable, "-m", "stack.cli", "run", "volume", "--", "--bounded", "--topic", kafka_topic,
              "--anomalies-topic", anomalies_topic, "--dlq-topic", dlq_topic, "--group-id", f"test-{kafka_topic}"],
             cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=900)
         assert result.returncode == 0, f"volume job failed:\n{result.stderr[-4000:]}"

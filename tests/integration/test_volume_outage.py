@@ -21,7 +21,7 @@ from kafka.admin import NewTopic
 
 from connectors import synthetic
 from connectors.producer import PostProducer
-from shared import clients
+from runtime import clients
 from shared.settings import PROJECT_ROOT
 from stack.processes import wait_until
 
@@ -109,7 +109,7 @@ def test_all_producers_stop_and_every_series_reports_an_outage_while_it_lasts(se
     admin.create_topics([NewTopic(anomalies_topic, 1, 1)])
     job_log = (tmp_path / "volume-job.log").open("w")  # a file, not a pipe nobody reads: a full pipe blocks the job
     job = subprocess.Popen(
-        [sys.executable, "-m", "shared.cli", "run", "volume", "--", "--topic", kafka_topic, "--anomalies-topic",
+        [sys.executable, "-m", "stack.cli", "run", "volume", "--", "--topic", kafka_topic, "--anomalies-topic",
          anomalies_topic, "--dlq-topic", dlq_topic, "--group-id", f"test-{kafka_topic}"],
         cwd=PROJECT_ROOT, env={**os.environ, **JOB_ENV}, stdout=subprocess.DEVNULL, stderr=job_log,
         start_new_session=True)

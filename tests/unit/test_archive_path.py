@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shared.lake import default_path
+from runtime.lake import default_path
 from shared.settings import load_settings
 
 

@@ -2,7 +2,7 @@
 
 import io
 
-from shared.job_watch import JobWatch, root_cause
+from runtime.job_watch import JobWatch, root_cause
 
 TRACE = """org.apache.flink.runtime.JobException: Recovery is suppressed by NoRestartBackoffTimeStrategy
 \tat org.apache.flink.runtime.executiongraph.failover.ExecutionFailureHandler.handleFailure(Handler.java:219)

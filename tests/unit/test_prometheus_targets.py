@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 
+from runtime.metrics import scrape_target
 from shared.settings import load_settings
-from stack.services import Prometheus, scrape_target
+from stack.services import Prometheus
 
 
 def test_a_producer_is_a_scrape_target_exactly_while_it_runs(tmp_path, monkeypatch):

@@ -63,7 +63,7 @@ def test_trending_constants_are_checked_like_the_rest(config_file, monkeypatch):
 
 
 def test_checkpoint_dir_takes_a_uri_and_defaults_to_the_state_folder(config_file, monkeypatch):
-    from shared.flink import job_config
+    from runtime.flink import job_config
 
     settings = load_settings(config_file, with_credentials=False)
     assert job_config(settings, "t")["execution.checkpointing.dir"].endswith("/state/flink/checkpoints")

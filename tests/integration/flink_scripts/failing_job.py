@@ -1,11 +1,11 @@
 """Test helper, run as a subprocess: a job whose every record raises, with no restart strategy, run through
-shared.flink.execute as the jobs run embedded. The terminal must say FAILED with the cause; the exit is 1."""
+runtime.flink.execute as the jobs run embedded. The terminal must say FAILED with the cause; the exit is 1."""
 
 from __future__ import annotations
 
 import sys
 
-from shared.flink import JobFailed, execute, stream_env
+from runtime.flink import JobFailed, execute, stream_env
 from shared.settings import load_settings
 
 

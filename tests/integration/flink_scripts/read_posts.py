@@ -7,7 +7,7 @@ import json
 import sys
 from datetime import UTC
 
-from shared.flink import interval, kafka_security, sql_statements, table_env
+from runtime.flink import interval, kafka_security, sql_statements, table_env
 from shared.settings import load_settings
 
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from urllib.parse import urlparse
 
-from shared import clients
+from runtime import clients
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -40,7 +40,7 @@ def prepare_process_environment(settings: Settings) -> None:
     give it a plugins folder with the S3 filesystem next to the wheel's metric reporters."""
     import pyflink
 
-    from stack import jars
+    from shared import jar_manifest as jars
 
     state = settings.stack.state_path / "flink"
     log_dir = state / "log"
@@ -70,7 +70,7 @@ def prepare_process_environment(settings: Settings) -> None:
 
 def job_config(settings: Settings, job_name: str) -> dict[str, str]:
     """The Flink configuration every StreamPulse job starts from."""
-    from stack import jars
+    from shared import jar_manifest as jars
 
     site_packages = sysconfig.get_paths()["purelib"]
     flink = settings.flink
@@ -251,11 +251,11 @@ class JobFailed(RuntimeError):
 def execute(env, job_name: str, *, progress_s: float = 30.0) -> None:
     """Run the job. Under `flink run` as the client expects (attached, or detached: submitted and returned).
     Embedded (`streampulse run`, `python jobs/<job>.py`), on this process's mini-cluster, watched: the terminal
-    sees the job's state changes, each failure's root cause and a progress line (shared/job_watch.py), and a
+    sees the job's state changes, each failure's root cause and a progress line (runtime/job_watch.py), and a
     job that ends FAILED raises JobFailed with its root cause."""
     from py4j.protocol import Py4JJavaError
 
-    from shared.job_watch import JobWatch, root_cause
+    from runtime.job_watch import JobWatch, root_cause
 
     if env._j_stream_execution_environment.getClass().getSimpleName() != "LocalStreamEnvironment":
         env.execute(job_name)

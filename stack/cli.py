@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from shared.clients import ServiceUnavailable
+from runtime.clients import ServiceUnavailable
 from shared.settings import ENV_PREFIX, ConfigError, config_path, load_settings
 
 log = logging.getLogger("streampulse")
@@ -140,11 +140,8 @@ def _savepoint(args, settings) -> int:
 
 
 def _lake(args, settings) -> int:
-    from shared import lake
+    from runtime import lake
 
-    if args.path and not args.path.startswith(("s3://", "file:///")):
-        raise SystemExit(f"streampulse lake compact: --path {args.path!r}: expected s3://bucket/prefix or "
-                         "file:///absolute/folder")
     if args.watch:
         try:
             lake.compact_forever(settings, args.path, settings.deletions.compact_every_s)
@@ -164,6 +161,8 @@ def _cancel(args, settings) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from runtime.job import lake_path
+
     parser = argparse.ArgumentParser(
         prog="streampulse",
         description="StreamPulse: real-time social trends on Apache Flink.",
@@ -248,8 +247,8 @@ def build_parser() -> argparse.ArgumentParser:
     lake_actions = lake.add_subparsers(dest="action", required=True, metavar="ACTION")
     compact = lake_actions.add_parser("compact", help="rewrite the lake's files without the deleted posts (once, "
                                                       "or every deletions.compact_every_s with --watch)")
-    compact.add_argument("--path", help="the lake: s3://bucket/prefix or file:///folder (default: the archive "
-                                        "job's, s3://<minio.bucket>/posts)")
+    compact.add_argument("--path", type=lake_path, help="the lake: s3://bucket/prefix or file:///folder "
+                         "(default: the archive job's, s3://<minio.bucket>/posts)")
     compact.add_argument("--watch", action="store_true",
                          help="run until interrupted, every deletions.compact_every_s seconds")
     lake.set_defaults(handler=_lake)
@@ -283,8 +282,8 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except Exception as exc:
         from connectors.producer import ProduceError
-        from shared.flink import JobFailed
-        from stack.jars import JarFetchError
+        from runtime.flink import JobFailed
+        from shared.jar_manifest import JarFetchError
         from stack.services import StackError
 
         if isinstance(exc, StackError | JarFetchError | ProduceError | JobFailed):

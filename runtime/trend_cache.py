@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import json
 
+from shared.names import REDIS_CURRENT as CURRENT
+from shared.names import REDIS_DELETED as DELETED
+from shared.names import REDIS_KEYWORD as KEYWORD
 from shared.settings import Settings
-
-CURRENT = "streampulse:trends:current"
-KEYWORD = "streampulse:trend:"  # + keyword
-DELETED = "streampulse:deleted"
 
 # Replace the current set only with a window at least as new as the one it holds, and each keyword's
 # hash likewise, in one atomic step: replays after a failure rewrite the same content, never older.
