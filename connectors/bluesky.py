@@ -34,7 +34,7 @@ from urllib.parse import urlencode
 
 from atproto import CAR, CID, firehose_models
 
-from connectors.producer import SourceItem, StopFlag
+from connectors.producer import CursorStore, Source, SourceItem, StopFlag
 from shared.settings import BlueskySettings
 
 log = logging.getLogger("streampulse.bluesky")
@@ -164,7 +164,9 @@ class _Stream:
 
 
 # -- the firehose ----------------------------------------------------------------------------------------------
-class FirehoseSource:
+class FirehoseSource(Source):
+    name = "bluesky"
+
     def __init__(self, settings: BlueskySettings, *, cursor: dict | None = None, stop: StopFlag | None = None,
                  idle_exit_s: float | None = None):
         self.settings, self.stop = settings, stop or StopFlag()
@@ -263,7 +265,9 @@ class FirehoseSource:
 
 
 # -- Jetstream ---------------------------------------------------------------------------------------------------
-class JetstreamSource:
+class JetstreamSource(Source):
+    name = "bluesky"
+
     def __init__(self, settings: BlueskySettings, *, cursor: dict | None = None, stop: StopFlag | None = None,
                  idle_exit_s: float | None = None):
         self.settings, self.stop = settings, stop or StopFlag()
@@ -308,3 +312,12 @@ class JetstreamSource:
 
     def _cursor(self) -> dict | None:
         return {"time_us": self.time_us} if self.time_us is not None else None
+
+
+def open_source(args, settings, stop: StopFlag) -> tuple[Source, CursorStore]:
+    """`streampulse produce bluesky [--jetstream]`: the firehose or Jetstream, resumed from its cursor."""
+    key = "jetstream_url" if args.jetstream else "firehose_url"
+    bluesky = settings.bluesky.model_copy(update={key: args.endpoint} if args.endpoint else {})
+    store, cursor = CursorStore.for_run(settings, args, "bluesky", getattr(bluesky, key))
+    source_class = JetstreamSource if args.jetstream else FirehoseSource
+    return source_class(bluesky, cursor=cursor, stop=stop, idle_exit_s=args.idle_exit_s), store

@@ -10,9 +10,12 @@ import argparse
 import contextlib
 import dataclasses
 import hashlib
+import importlib
 import json
 import logging
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -21,6 +24,7 @@ from connectors.producer import (
     EventTimePacer,
     PostProducer,
     ProducerMetrics,
+    SourceError,
     SourceItem,
     StopFlag,
     run_source,
@@ -30,6 +34,59 @@ from shared.names import DELETES_TOPIC, DLQ_TOPIC, POSTS_TOPIC
 from shared.settings import Settings
 
 log = logging.getLogger("streampulse.produce")
+
+
+def _bluesky_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--jetstream", action="store_true", help="Jetstream v1 JSON instead of the firehose")
+    parser.add_argument("--endpoint", help="ws(s):// base: the relay's /xrpc (default bluesky.firehose_url) or "
+                                           "Jetstream's /subscribe (default bluesky.jetstream_url)")
+    parser.add_argument("--idle-exit-s", type=float,
+                        help="stop after this many seconds without a frame (default: run until stopped)")
+
+
+def _reddit_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--subreddit", action="append", dest="subreddits", metavar="NAME",
+                        help="repeatable; `all` for r/all (default: reddit.subreddits)")
+    parser.add_argument("--only", choices=("submissions", "comments"), help="one kind only (default: both)")
+    parser.add_argument("--user-agent", help="<platform>:<app id>:<version> (by /u/<username>) "
+                                             "(default: reddit.user_agent)")
+    parser.add_argument("--polls", type=int, help="stop after this many polls (default: run until stopped)")
+
+
+def _mastodon_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--instance", help="https://host (default: mastodon.instance)")
+    parser.add_argument("--stream", choices=("public", "local", "remote", "hashtag"), help="default: mastodon.stream")
+    parser.add_argument("--tag", help="the hashtag, without #, for --stream hashtag")
+    parser.add_argument("--reblogs", choices=("skip", "unwrap"), help="boosts: default mastodon.reblogs")
+    parser.add_argument("--idle-exit-s", type=float,
+                        help="stop after this many seconds without a status (default: run until stopped)")
+
+
+@dataclass(frozen=True)
+class LiveSource:
+    """A source that runs until stopped and resumes from its cursor: `streampulse produce <name>`. Its module
+    (imported when it runs) defines open_source(args, settings, stop) → (Source, CursorStore)."""
+
+    name: str
+    module: str
+    help: str
+    description: str
+    arguments: Callable[[argparse.ArgumentParser], None]
+
+
+LIVE_SOURCES = (
+    LiveSource("bluesky", "connectors.bluesky", "the Bluesky firehose (or Jetstream)",
+               "Read app.bsky.feed.post creates and deletes from the full firehose (com.atproto.sync.subscribeRepos) "
+               "or, with --jetstream, from Jetstream's JSON stream; resumes from the saved cursor.",
+               _bluesky_arguments),
+    LiveSource("reddit", "connectors.reddit", "new submissions and comments of subreddits",
+               "Poll subreddits' new submissions and comments through Reddit's API (app-only OAuth with "
+               "reddit.client_id/client_secret, the public JSON listings otherwise), resuming from the saved cursor.",
+               _reddit_arguments),
+    LiveSource("mastodon", "connectors.mastodon", "a Mastodon instance's streaming API",
+               "Stream statuses from a Mastodon instance (server-sent events), backfilling every gap from the "
+               "timeline API.", _mastodon_arguments),
+)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -83,40 +140,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     replay.add_argument("--speed", type=float, default=0.0, help="N× real time by event time; 0 = as fast as possible")
     replay.set_defaults(handler=_replay)
 
-    bluesky = sources.add_parser("bluesky", parents=[common], help="the Bluesky firehose (or Jetstream)",
-                                 description="Read app.bsky.feed.post creates and deletes from the full firehose "
-                                             "(com.atproto.sync.subscribeRepos) or, with --jetstream, from "
-                                             "Jetstream's JSON stream; resumes from the saved cursor.")
-    bluesky.add_argument("--jetstream", action="store_true", help="Jetstream v1 JSON instead of the firehose")
-    bluesky.add_argument("--endpoint", help="ws(s):// base: the relay's /xrpc (default bluesky.firehose_url) or "
-                                            "Jetstream's /subscribe (default bluesky.jetstream_url)")
-    bluesky.add_argument("--idle-exit-s", type=float,
-                         help="stop after this many seconds without a frame (default: run until stopped)")
-    bluesky.set_defaults(handler=_bluesky)
-
-    reddit = sources.add_parser("reddit", parents=[common], help="new submissions and comments of subreddits",
-                                description="Poll subreddits' new submissions and comments through Reddit's API "
-                                            "(app-only OAuth with reddit.client_id/client_secret, the public "
-                                            "JSON listings otherwise), resuming from the saved cursor.")
-    reddit.add_argument("--subreddit", action="append", dest="subreddits", metavar="NAME",
-                        help="repeatable; `all` for r/all (default: reddit.subreddits)")
-    reddit.add_argument("--only", choices=("submissions", "comments"), help="one kind only (default: both)")
-    reddit.add_argument("--user-agent", help="<platform>:<app id>:<version> (by /u/<username>) "
-                                             "(default: reddit.user_agent)")
-    reddit.add_argument("--polls", type=int, help="stop after this many polls (default: run until stopped)")
-    reddit.set_defaults(handler=_reddit)
-
-    mastodon = sources.add_parser("mastodon", parents=[common], help="a Mastodon instance's streaming API",
-                                  description="Stream statuses from a Mastodon instance (server-sent events), "
-                                              "backfilling every gap from the timeline API.")
-    mastodon.add_argument("--instance", help="https://host (default: mastodon.instance)")
-    mastodon.add_argument("--stream", choices=("public", "local", "remote", "hashtag"),
-                          help="default: mastodon.stream")
-    mastodon.add_argument("--tag", help="the hashtag, without #, for --stream hashtag")
-    mastodon.add_argument("--reblogs", choices=("skip", "unwrap"), help="boosts: default mastodon.reblogs")
-    mastodon.add_argument("--idle-exit-s", type=float,
-                          help="stop after this many seconds without a status (default: run until stopped)")
-    mastodon.set_defaults(handler=_mastodon)
+    for spec in LIVE_SOURCES:
+        live = sources.add_parser(spec.name, parents=[common], help=spec.help, description=spec.description)
+        spec.arguments(live)
+        live.set_defaults(handler=_live, live_source=spec)
 
 
 def _synthetic(args, settings: Settings) -> int:
@@ -192,55 +219,19 @@ def _replay(args, settings: Settings) -> int:
     return _publish(args, settings, "replay", chained(), cursor_store, None, replay.event_time)
 
 
-def _bluesky(args, settings: Settings) -> int:
-    from connectors.bluesky import FirehoseSource, JetstreamSource
-
-    key = "jetstream_url" if args.jetstream else "firehose_url"
-    bluesky = settings.bluesky.model_copy(update={key: args.endpoint} if args.endpoint else {})
-    name = args.cursor_name or "bluesky-" + hashlib.sha256(getattr(bluesky, key).encode()).hexdigest()[:12]
-    cursor_store = CursorStore.for_source(settings, name)
-    stop = StopFlag()
-    source_class = JetstreamSource if args.jetstream else FirehoseSource
-    source = source_class(bluesky, cursor=None if args.no_resume else cursor_store.load(), stop=stop,
-                          idle_exit_s=args.idle_exit_s)
-    return _publish(args, settings, "bluesky", source.items(), cursor_store, None, None, stop=stop)
-
-
-def _reddit(args, settings: Settings) -> int:
-    from connectors.reddit import RedditError, RedditSource
-
-    overrides = {k: v for k, v in {"subreddits": args.subreddits, "user_agent": args.user_agent}.items() if v}
-    reddit = settings.reddit.model_copy(update=overrides)
-    kinds = {"submissions": ("new",), "comments": ("comments",)}.get(args.only, ("new", "comments"))
-    name = args.cursor_name or "reddit-" + hashlib.sha256(
-        "\0".join(sorted(reddit.subreddits) + list(kinds)).encode()).hexdigest()[:12]
-    cursor_store = CursorStore.for_source(settings, name)
+def _live(args, settings: Settings) -> int:
+    """A registered live source (LIVE_SOURCES): built by its module's open_source, run until it stops."""
+    spec = args.live_source
     stop = StopFlag()
     try:
-        source = RedditSource(reddit, kinds=kinds, cursor=None if args.no_resume else cursor_store.load(),
-                              stop=stop, polls=args.polls)
-    except RedditError as exc:
+        source, cursor_store = importlib.import_module(spec.module).open_source(args, settings, stop)
+    except SourceError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    return _publish(args, settings, "reddit", source.items(), cursor_store, None, None, stop=stop)
-
-
-def _mastodon(args, settings: Settings) -> int:
-    from connectors.mastodon import MastodonError, MastodonSource
-
-    overrides = {"instance": args.instance, "stream": args.stream, "tag": args.tag, "reblogs": args.reblogs}
-    mastodon = settings.mastodon.model_copy(update={k: v for k, v in overrides.items() if v})
-    name = args.cursor_name or "mastodon-" + hashlib.sha256(
-        f"{mastodon.instance}\0{mastodon.stream}\0{mastodon.tag}".encode()).hexdigest()[:12]
-    cursor_store = CursorStore.for_source(settings, name)
-    stop = StopFlag()
     try:
-        source = MastodonSource(mastodon, cursor=None if args.no_resume else cursor_store.load(), stop=stop,
-                                idle_exit_s=args.idle_exit_s)
-    except MastodonError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return _publish(args, settings, "mastodon", source.items(), cursor_store, None, None, stop=stop)
+        return _publish(args, settings, spec.name, source.items(), cursor_store, None, None, stop=stop)
+    finally:
+        source.close()
 
 
 def _publish(args, settings, source, items, cursor_store, total, event_time, stop: StopFlag | None = None) -> int:

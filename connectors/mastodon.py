@@ -27,7 +27,7 @@ from html.parser import HTMLParser
 from urllib.parse import urlparse
 
 from connectors.links import clean_link
-from connectors.producer import SourceItem, StopFlag
+from connectors.producer import CursorStore, Source, SourceError, SourceItem, StopFlag
 from shared.post import MAX_TEXT_CHARS, InvalidPost, timestamp_field
 from shared.settings import MastodonSettings
 
@@ -52,7 +52,7 @@ def status_id_key(status_id: str) -> tuple[int, str]:
     return len(status_id), status_id
 
 
-class MastodonError(RuntimeError):
+class MastodonError(SourceError):
     """A configuration or server answer that retrying cannot fix."""
 
 
@@ -208,8 +208,10 @@ def to_post(status: dict, host: str, reblogs: str = "skip", *, resolve=None, roo
     }
 
 
-class MastodonSource:
+class MastodonSource(Source):
     """Yields SourceItems from the live stream, backfilling every gap from the timeline API."""
+
+    name = "mastodon"
 
     def __init__(self, settings: MastodonSettings, *, cursor: dict | None = None, stop: StopFlag | None = None,
                  client=None, idle_exit_s: float | None = None):
@@ -382,3 +384,12 @@ class MastodonSource:
 def _trim(mapping: OrderedDict, size: int) -> None:
     while len(mapping) > size:
         mapping.popitem(last=False)
+
+
+def open_source(args, settings, stop: StopFlag) -> tuple[MastodonSource, CursorStore]:
+    """`streampulse produce mastodon`: the settings with the command line's overrides, resumed from its cursor."""
+    overrides = {"instance": args.instance, "stream": args.stream, "tag": args.tag, "reblogs": args.reblogs}
+    mastodon = settings.mastodon.model_copy(update={k: v for k, v in overrides.items() if v})
+    store, cursor = CursorStore.for_run(settings, args, "mastodon", mastodon.instance, mastodon.stream,
+                                        str(mastodon.tag))
+    return MastodonSource(mastodon, cursor=cursor, stop=stop, idle_exit_s=args.idle_exit_s), store

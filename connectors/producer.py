@@ -19,7 +19,9 @@ A source is an iterable of `SourceItem`s (a raw payload plus the cursor to resum
 
 from __future__ import annotations
 
+import abc
 import base64
+import hashlib
 import io
 import json
 import logging
@@ -28,10 +30,10 @@ import signal
 import threading
 import time
 from collections import Counter as CountBy
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
@@ -58,6 +60,25 @@ class SourceItem:
     rejected: tuple[str, str] | None = None  # (reason, detail): the source could not read it; to the DLQ as is
 
 
+class SourceError(RuntimeError):
+    """A source that cannot start as configured; the message names the setting and what it expects."""
+
+
+class Source(abc.ABC):
+    """What the producer runtime runs (`run_source`): a source yields SourceItems, each with the cursor to save
+    once Kafka has everything before it, until it runs out or its StopFlag is set. A live source subclasses this,
+    sets `name` (the `source` its posts claim), and its module offers `open_source(args, settings, stop)` for
+    `streampulse produce` (registered in connectors/cli.py LIVE_SOURCES)."""
+
+    name: ClassVar[str]
+
+    @abc.abstractmethod
+    def items(self) -> Iterator[SourceItem]: ...
+
+    def close(self) -> None:  # noqa: B027 (optional: most sources hold nothing to let go of)
+        """Let go of connections and threads; called when the run ends."""
+
+
 class CursorStore:
     """One JSON file per producer under the state folder, replaced atomically (write, fsync, rename)."""
 
@@ -67,6 +88,14 @@ class CursorStore:
     @classmethod
     def for_source(cls, settings: Settings, name: str) -> CursorStore:
         return cls(settings.stack.state_path / "cursors" / f"{name}.json")
+
+    @classmethod
+    def for_run(cls, settings: Settings, args, source: str, *identity: str) -> tuple[CursorStore, Any]:
+        """The cursor file of a `streampulse produce` run: --cursor-name, or one per source and what it reads
+        (`identity`), and the cursor to resume from (None with --no-resume)."""
+        digest = hashlib.sha256("\0".join(identity).encode()).hexdigest()[:12]
+        store = cls.for_source(settings, args.cursor_name or f"{source}-{digest}")
+        return store, None if args.no_resume else store.load()
 
     def load(self) -> Any:
         try:

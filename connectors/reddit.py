@@ -33,7 +33,7 @@ from typing import Any
 import requests
 
 from connectors.links import clean_link, links_in_text, unescape_markdown
-from connectors.producer import SourceItem, StopFlag
+from connectors.producer import CursorStore, Source, SourceError, SourceItem, StopFlag
 from shared.settings import RedditSettings
 
 log = logging.getLogger("streampulse.reddit")
@@ -47,7 +47,7 @@ GONE = ("[deleted]", "[removed]")  # what Reddit shows in place of a deleted or 
 USER_AGENT_FORM = re.compile(r"^\S+:\S+:\S+ \(by /u/[\w-]+\)$")
 
 
-class RedditError(RuntimeError):
+class RedditError(SourceError):
     """A request Reddit refused for good (bad credentials, private or unknown subreddit)."""
 
 
@@ -182,8 +182,10 @@ def _number(value: str | None) -> float | None:
         return None
 
 
-class RedditSource:
+class RedditSource(Source):
     """Yields SourceItems for every new submission and comment, oldest first, polling until stopped."""
+
+    name = "reddit"
 
     def __init__(self, settings: RedditSettings, *, kinds: tuple[str, ...] = ("new", "comments"),
                  cursor: dict | None = None, stop: StopFlag | None = None, polls: int | None = None,
@@ -377,3 +379,12 @@ def map_child(child: dict) -> tuple[str, dict]:
     if removal(child["data"]):
         return "delete", to_delete(child)
     return "post", to_post(child)
+
+
+def open_source(args, settings, stop: StopFlag) -> tuple[RedditSource, CursorStore]:
+    """`streampulse produce reddit`: the settings with the command line's overrides, resumed from its cursor."""
+    overrides = {k: v for k, v in {"subreddits": args.subreddits, "user_agent": args.user_agent}.items() if v}
+    reddit = settings.reddit.model_copy(update=overrides)
+    kinds = {"submissions": ("new",), "comments": ("comments",)}.get(args.only, ("new", "comments"))
+    store, cursor = CursorStore.for_run(settings, args, "reddit", *sorted(reddit.subreddits), *kinds)
+    return RedditSource(reddit, kinds=kinds, cursor=cursor, stop=stop, polls=args.polls), store
