@@ -28,24 +28,27 @@ from runtime.job import job_main, lake_path, run_script
 from runtime.lake import default_path
 from runtime.minute_stage import QUARANTINE, MinuteStage
 from shared.names import POSTS_TOPIC
-from shared.post import SocialPost
+from shared.post import FIELDS, SocialPost, is_timestamp
 from shared.settings import Settings
 
 DEDUPE_TTL_S = 86_400
 
 
-STRINGS = Types.OBJECT_ARRAY(Types.STRING())
-POST_ROW = Types.ROW_NAMED(
-    ["uid", "author_id", "text", "langs", "created_at_ms", "ingested_at_ms", "hashtags", "mentions", "links",
-     "reply_parent", "reply_root", "community", "schema_version", "source"],
-    [Types.STRING(), Types.STRING(), Types.STRING(), STRINGS, Types.LONG(), Types.LONG(), STRINGS, STRINGS, STRINGS,
-     Types.STRING(), Types.STRING(), Types.STRING(), Types.INT(), Types.STRING()])
+def _row_type(avro_type):
+    if isinstance(avro_type, list):  # ["null", T]
+        return _row_type(next(t for t in avro_type if t != "null"))
+    if isinstance(avro_type, dict):
+        return Types.OBJECT_ARRAY(Types.STRING()) if avro_type["type"] == "array" else Types.LONG()  # epoch ms
+    return {"string": Types.STRING(), "int": Types.INT(), "long": Types.LONG()}[avro_type]
+
+
+# A decoded post on its way to the lake: the Avro schema's fields, timestamps as epoch millis (<name>_ms).
+POST_ROW = Types.ROW_NAMED([f"{name}_ms" if is_timestamp(t) else name for name, t in FIELDS.items()],
+                           [_row_type(t) for t in FIELDS.values()])
 
 
 def post_row(post: SocialPost) -> Row:
-    return Row(post.uid, post.author_id, post.text, list(post.langs), post.created_at, post.ingested_at,
-               list(post.hashtags), list(post.mentions), list(post.links), post.reply_parent, post.reply_root,
-               post.community, post.schema_version, post.source)
+    return Row(*post.to_record().values())
 
 
 class DecodePosts(MinuteStage):

@@ -169,8 +169,18 @@ def table_env(settings: Settings, job_name: str, *, streaming: bool = True, extr
     return t_env
 
 
+def contract_values() -> dict[str, str]:
+    """Placeholders every SQL file may use, derived from the contracts: the SocialPost columns as Kafka's Avro
+    records carry them (`post_columns`) and as the lake stores them (`lake_post_columns`: UTC timestamps, the
+    source in the partition path)."""
+    from shared.post import flink_columns
+
+    return {"post_columns": flink_columns(), "lake_post_columns": flink_columns("TIMESTAMP(3)", exclude=("source",))}
+
+
 def sql_statements(name: str, **values: object) -> list[str]:
     """sql/flink/<name>.sql with ${placeholders} filled, split into statements at `;` line ends."""
+    values = contract_values() | values
     text = string.Template((SQL_DIR / f"{name}.sql").read_text()).substitute({k: str(v) for k, v in values.items()})
     text = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("--"))
     return [stmt.strip() for stmt in re.split(r";\s*$", text, flags=re.MULTILINE) if stmt.strip()]

@@ -35,6 +35,9 @@ def _without_logical_types(schema: dict[str, Any]) -> dict[str, Any]:
 
 
 _WIRE_SCHEMA = _without_logical_types(json.loads(SCHEMA_PATH.read_text()))
+# The SocialPost shape, written once (the Avro schema): name → Avro type, in the schema's order. The Flink
+# DDL columns (flink_columns), the archive's row type and SocialPost itself follow it (tests/unit/test_post.py).
+FIELDS: dict[str, Any] = {f["name"]: f["type"] for f in json.loads(SCHEMA_PATH.read_text())["fields"]}
 SCHEMA_VERSION = 1
 
 SOURCES = frozenset({"bluesky", "reddit", "mastodon", "synthetic"})
@@ -361,3 +364,23 @@ def decode_deletion(payload: bytes, key: bytes | None = None) -> DeletionNotice:
     if key is not None and key != notice.uid.encode():
         raise InvalidPost(RejectReason.KEY_MISMATCH, f"the record's key is not the uid {notice.uid[:200]!r}")
     return notice
+
+
+def is_timestamp(avro_type: Any) -> bool:
+    return isinstance(avro_type, dict) and avro_type.get("logicalType") == "timestamp-millis"
+
+
+def flink_columns(timestamp_type: str = "TIMESTAMP_LTZ(3)", *, exclude: tuple[str, ...] = ()) -> str:
+    """The SocialPost fields as Flink SQL column definitions, from the Avro schema: a plain Avro type is NOT
+    NULL, a union with null is nullable, a timestamp-millis long is `timestamp_type` (what Flink's `avro` format
+    maps it to, and what the lake stores)."""
+    def column(avro_type: Any) -> str:
+        if isinstance(avro_type, list):  # ["null", T]
+            return column(next(t for t in avro_type if t != "null")).removesuffix(" NOT NULL")
+        if is_timestamp(avro_type):
+            return f"{timestamp_type} NOT NULL"
+        if isinstance(avro_type, dict) and avro_type["type"] == "array":
+            return f"ARRAY<{column(avro_type['items'])}> NOT NULL"
+        return {"string": "STRING", "int": "INT", "long": "BIGINT"}[avro_type] + " NOT NULL"
+
+    return ",\n    ".join(f"`{name}` {column(avro_type)}" for name, avro_type in FIELDS.items() if name not in exclude)

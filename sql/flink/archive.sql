@@ -7,20 +7,10 @@
 -- valid posts its Python stage decoded, on time or late). Columns (the documented lake schema, README):
 --   uid, author_id, text, langs, created_at (UTC, ms), ingested_at (UTC, ms), hashtags, mentions, links,
 --   reply_parent, reply_root, community, schema_version; in the path: source=, dt=YYYY-MM-DD, hour=HH.
+-- The post columns are the Avro schema's fields but the source, timestamps as UTC TIMESTAMP(3)
+-- (lake_post_columns, runtime/flink.py contract_values).
 CREATE TABLE posts_lake (
-    uid            STRING NOT NULL,
-    author_id      STRING NOT NULL,
-    `text`         STRING NOT NULL,
-    langs          ARRAY<STRING NOT NULL> NOT NULL,
-    created_at     TIMESTAMP(3) NOT NULL,
-    ingested_at    TIMESTAMP(3) NOT NULL,
-    hashtags       ARRAY<STRING NOT NULL> NOT NULL,
-    mentions       ARRAY<STRING NOT NULL> NOT NULL,
-    links          ARRAY<STRING NOT NULL> NOT NULL,
-    reply_parent   STRING,
-    reply_root     STRING,
-    community      STRING NOT NULL,
-    schema_version INT NOT NULL,
+    ${lake_post_columns},
     source         STRING NOT NULL,
     dt             STRING NOT NULL,
     `hour`         STRING NOT NULL

@@ -6,21 +6,9 @@
 -- The jobs do not: one undecodable record fails this format for good (it cannot skip a record), so they
 -- read the raw bytes (social_posts_source.sql) and decode in Python.
 -- ${bounded_option} is empty for an unbounded stream, or a 'scan.bounded.mode' option line.
+-- The columns are the Avro schema's fields, in its order (post_columns, runtime/flink.py contract_values).
 CREATE TABLE ${table_name} (
-    uid            STRING NOT NULL,
-    source         STRING NOT NULL,
-    author_id      STRING NOT NULL,
-    `text`         STRING NOT NULL,
-    langs          ARRAY<STRING NOT NULL> NOT NULL,
-    created_at     TIMESTAMP_LTZ(3) NOT NULL,
-    ingested_at    TIMESTAMP_LTZ(3) NOT NULL,
-    hashtags       ARRAY<STRING NOT NULL> NOT NULL,
-    mentions       ARRAY<STRING NOT NULL> NOT NULL,
-    links          ARRAY<STRING NOT NULL> NOT NULL,
-    reply_parent   STRING,
-    reply_root     STRING,
-    community      STRING NOT NULL,
-    schema_version INT NOT NULL,
+    ${post_columns},
     kafka_partition INT METADATA FROM 'partition' VIRTUAL,
     kafka_offset    BIGINT METADATA FROM 'offset' VIRTUAL,
     WATERMARK FOR created_at AS created_at - ${watermark}
