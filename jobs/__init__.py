@@ -1,1 +1,2 @@
-"""PyFlink jobs, one module per job. Each has `main(argv)` and runs embedded (`streampulse run JOB`)."""
+"""PyFlink jobs, one module per job: `build(settings, args)` and `main = job_main(...)` (runtime/job.py); each runs
+embedded (`streampulse run JOB`) or on a cluster (`streampulse submit JOB`, `flink run -py jobs/JOB.py`)."""

@@ -23,7 +23,7 @@ if __package__ in (None, ""):  # `flink run -py jobs/deletions.py`: make the pro
 from pyflink.common import Row, Types
 from pyflink.datastream import ProcessFunction, RuntimeContext
 
-from runtime.flink import add_sql, jdbc_options, kafka_security, stream_env
+from runtime.flink import add_sql, jdbc_options, kafka_source, stream_env
 from runtime.job import job_main, run_script
 from runtime.minute_stage import QUARANTINE, QUARANTINE_PAYLOAD_BYTES
 from runtime.trend_cache import DeletedPosts, redis_options
@@ -66,11 +66,7 @@ class ForgetDeleted(ProcessFunction):
 def build(settings: Settings, args) -> object:
     topic, bounded, group_id = args.topic, args.bounded, args.group_id
     env, t_env = stream_env(settings, "streampulse-deletions", extra={"table.local-time-zone": "UTC"})
-    values = {"topic": topic, "bootstrap": settings.kafka.bootstrap, "group_id": group_id,
-              "kafka_security": kafka_security(settings),
-              "startup_mode": "earliest-offset" if bounded else "group-offsets",
-              "bounded_option": "'scan.bounded.mode' = 'latest-offset'," if bounded
-              else "'properties.auto.offset.reset' = 'earliest',",
+    values = {"kafka_source": kafka_source(settings, topic=topic, group_id=group_id, bounded=bounded),
               **jdbc_options(settings)}
     statement_set = t_env.create_statement_set()
     add_sql(t_env, statement_set, "deletions", **values)

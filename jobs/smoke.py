@@ -15,7 +15,7 @@ import sys
 from pyflink.table import DataTypes
 from pyflink.table.udf import udf
 
-from runtime.flink import jdbc_options, kafka_security, sql_statements, table_env
+from runtime.flink import jdbc_options, kafka_source, sql_statements, table_env
 from shared.settings import load_settings
 
 log = logging.getLogger(__name__)
@@ -35,8 +35,8 @@ def main(argv: list[str] | None = None) -> int:
     settings = load_settings()
     t_env = table_env(settings, "streampulse-smoke")
     t_env.create_temporary_system_function("normalise_key", normalise_key)
-    *ddl, insert = sql_statements("smoke", topic=args.topic, bootstrap=settings.kafka.bootstrap,
-                                  kafka_security=kafka_security(settings), **jdbc_options(settings))
+    source = kafka_source(settings, topic=args.topic, group_id="streampulse-smoke", bounded=True)
+    *ddl, insert = sql_statements("smoke", kafka_source=source, **jdbc_options(settings))
     for statement in ddl:
         t_env.execute_sql(statement)
     log.info("running smoke job over topic %s", args.topic)

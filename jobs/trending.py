@@ -29,7 +29,7 @@ from pyflink.common import Row, Types
 from pyflink.datastream import OutputTag, RuntimeContext
 from pyflink.datastream.state import MapStateDescriptor, ValueStateDescriptor
 
-from runtime.flink import add_sql, interval, jdbc_options, posts_source_values, stream_env
+from runtime.flink import add_sql, interval, jdbc_options, kafka_sink, posts_source_values, stream_env
 from runtime.job import job_main, lake_path, run_script
 from runtime.minute_stage import QUARANTINE, MinuteStage
 from runtime.trend_cache import TrendPublisher, redis_options
@@ -293,8 +293,9 @@ def build(settings: Settings, args) -> object:
                               watermark_s=trending.watermark_s),
         "tumble": interval(trending.tumble_s), "tumble_s": trending.tumble_s,
         "batch_shards": settings.flink.minute_batch_shards,
-        "alerts_topic": alerts_topic, "counts_path": counts_path or default_counts_path(settings),
-        "transactional_id_prefix": f"streampulse-trending-{uuid.uuid4().hex[:8]}", **jdbc_options(settings),
+        "counts_path": counts_path or default_counts_path(settings), **jdbc_options(settings),
+        "alerts_sink": kafka_sink(settings, topic=alerts_topic,
+                                  transactional_id_prefix=f"streampulse-trending-{uuid.uuid4().hex[:8]}"),
     }
     statement_set = t_env.create_statement_set()
     add_sql(t_env, statement_set, "social_posts_source", **values)

@@ -40,7 +40,16 @@ from pyflink.common import Row, Types
 from pyflink.datastream import KeyedProcessFunction, OutputTag, RuntimeContext, TimeDomain
 from pyflink.datastream.state import MapStateDescriptor, ValueStateDescriptor
 
-from runtime.flink import add_sql, interval, jdbc_options, posts_source_values, stream_env, time_to_live
+from runtime.flink import (
+    add_sql,
+    interval,
+    jdbc_options,
+    kafka_sink,
+    kafka_source,
+    posts_source_values,
+    stream_env,
+    time_to_live,
+)
 from runtime.job import job_main, run_script
 from runtime.minute_stage import QUARANTINE, MinuteStage
 from shared.names import ANOMALIES_TOPIC, DLQ_TOPIC, POSTS_TOPIC
@@ -253,8 +262,10 @@ def build(settings: Settings, args) -> object:
         **posts_source_values(settings, topic=topic, group_id=group_id, bounded=bounded,
                               watermark_s=volume.watermark_s),
         "tumble": interval(volume.tumble_s), "tumble_s": volume.tumble_s,
-        "batch_shards": settings.flink.minute_batch_shards, "anomalies_topic": anomalies_topic, "dlq_topic": dlq_topic,
-        "transactional_id_prefix": f"streampulse-volume-{uuid.uuid4().hex[:8]}", **jdbc_options(settings),
+        "batch_shards": settings.flink.minute_batch_shards, **jdbc_options(settings),
+        "dlq_source": kafka_source(settings, topic=dlq_topic, group_id=group_id, bounded=bounded),
+        "anomalies_sink": kafka_sink(settings, topic=anomalies_topic,
+                                     transactional_id_prefix=f"streampulse-volume-{uuid.uuid4().hex[:8]}"),
     }
     statement_set = t_env.create_statement_set()
     add_sql(t_env, statement_set, "social_posts_source", **values)

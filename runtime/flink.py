@@ -195,26 +195,52 @@ def add_sql(t_env, statement_set, name: str, **values: object) -> None:
             t_env.execute_sql(statement)
 
 
-def kafka_security(settings: Settings) -> str:
-    """The `${kafka_security}` option lines of a Kafka table (sql/flink/*.sql): the jobs' SCRAM login."""
-    return ("'properties.security.protocol' = 'SASL_PLAINTEXT', 'properties.sasl.mechanism' = 'SCRAM-SHA-512', "
-            f"'properties.sasl.jaas.config' = '{settings.kafka.jaas('jobs')}',")
+def _options(options: dict[str, str]) -> str:
+    return ",\n    ".join(f"'{key}' = '{value}'" for key, value in options.items())
+
+
+def _kafka(settings: Settings, topic: str) -> dict[str, str]:
+    """A Kafka table's topic, broker and login: the jobs' SCRAM user (stack/services/kafka.py ACLs)."""
+    return {"connector": "kafka", "topic": topic, "properties.bootstrap.servers": settings.kafka.bootstrap,
+            "properties.security.protocol": "SASL_PLAINTEXT", "properties.sasl.mechanism": "SCRAM-SHA-512",
+            "properties.sasl.jaas.config": settings.kafka.jaas("jobs")}
+
+
+def kafka_source(settings: Settings, *, topic: str, group_id: str, bounded: bool,
+                 watermark_per_event: bool = False) -> str:
+    """The WITH options of a Kafka table a job reads (a `${..._source}` placeholder in sql/flink/*.sql): read
+    committed, from the group's offsets (the earliest for a new group), or, bounded, from the start to the
+    topic's current end."""
+    options = _kafka(settings, topic) | {"properties.group.id": group_id,
+                                         "properties.isolation.level": "read_committed"}
+    if bounded:
+        options |= {"scan.startup.mode": "earliest-offset", "scan.bounded.mode": "latest-offset"}
+        if watermark_per_event:
+            options["scan.watermark.emit.strategy"] = "on-event"
+    else:
+        options |= {"scan.startup.mode": "group-offsets", "properties.auto.offset.reset": "earliest"}
+    return _options(options)
+
+
+def kafka_sink(settings: Settings, *, topic: str, transactional_id_prefix: str) -> str:
+    """The WITH options of a Kafka table a job writes (a `${..._sink}` placeholder): exactly once, through
+    transactions that commit with the checkpoints."""
+    return _options(_kafka(settings, topic) | {
+        "sink.delivery-guarantee": "exactly-once", "sink.transactional-id-prefix": transactional_id_prefix,
+        "properties.transaction.timeout.ms": "600000"})
 
 
 def posts_source_values(settings: Settings, *, topic: str, group_id: str, bounded: bool,
                         watermark_s: int) -> dict[str, str]:
-    """The placeholders of sql/flink/social_posts_source.sql (the `social_posts` table) for one job, and the
-    Kafka login every Kafka table of the job uses."""
+    """The placeholders of sql/flink/social_posts_source.sql (the `social_posts` table) for one job."""
     return {
-        "table_name": "social_posts", "topic": topic, "bootstrap": settings.kafka.bootstrap, "group_id": group_id,
-        "kafka_security": kafka_security(settings),
-        "startup_mode": "earliest-offset" if bounded else "group-offsets",
+        "table_name": "social_posts",
         # What is late depends on each partition's order alone (sql/flink/posts_by_minute.sql). A bounded run
         # (tests, demo) often reads its whole input before the first periodic watermark tick; a watermark per
         # event makes minutes close while the input is read, as they do live, instead of all at once on the
         # end-of-input watermark (whose timers' output PyFlink was seen to lose, 2 runs in 12).
-        "bounded_option": "'scan.bounded.mode' = 'latest-offset', 'scan.watermark.emit.strategy' = 'on-event',"
-        if bounded else "'properties.auto.offset.reset' = 'earliest',",
+        "kafka_source": kafka_source(settings, topic=topic, group_id=group_id, bounded=bounded,
+                                     watermark_per_event=True),
         "watermark": interval(watermark_s), "watermark_s": watermark_s,
     }
 

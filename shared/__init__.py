@@ -1,1 +1,2 @@
-"""StreamPulse's common code: settings, schema, models, text rules and trend maths."""
+"""Layer 1, contracts and maths: settings, shared names, the SocialPost schema and rules, keyword rules, trend and
+volume maths, the jar manifest. Nothing here needs Flink or a running service (ARCHITECTURE.md)."""

@@ -1,7 +1,7 @@
 -- The deletions job (jobs/deletions.py): social.deletes in, read as raw records (a notice that is not one is
 -- quarantined by the Python stage, never a reason to stop), and the deletion log in PostgreSQL out. The log is
 -- upserted by uid, so a replay after a failure rewrites rows; its triggers take the uid out of the trends
--- (sql/migrations/0011_deletions.sql). ${bounded_option} is empty, or a 'scan.bounded.mode' option line.
+-- (sql/migrations/0011_deletions.sql).
 CREATE TABLE deletion_records (
     kafka_key       BYTES,
     payload         BYTES,
@@ -12,14 +12,7 @@ CREATE TABLE deletion_records (
     -- quarantined rows carry it).
     WATERMARK FOR record_time AS record_time
 ) WITH (
-    'connector' = 'kafka',
-    'topic' = '${topic}',
-    'properties.bootstrap.servers' = '${bootstrap}',
-    ${kafka_security}
-    'properties.group.id' = '${group_id}',
-    'properties.isolation.level' = 'read_committed',
-    'scan.startup.mode' = '${startup_mode}',
-    ${bounded_option}
+    ${kafka_source},
     'key.format' = 'raw',
     'key.fields' = 'kafka_key',
     'value.format' = 'raw',

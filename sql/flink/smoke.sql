@@ -4,14 +4,7 @@ CREATE TABLE smoke_events (
     smoke_key STRING NOT NULL,
     amount    BIGINT NOT NULL
 ) WITH (
-    'connector' = 'kafka',
-    'topic' = '${topic}',
-    'properties.bootstrap.servers' = '${bootstrap}',
-    ${kafka_security}
-    'properties.group.id' = 'streampulse-smoke',
-    'properties.isolation.level' = 'read_committed',
-    'scan.startup.mode' = 'earliest-offset',
-    'scan.bounded.mode' = 'latest-offset',
+    ${kafka_source},
     'format' = 'json',
     'json.fail-on-missing-field' = 'true'
 );

@@ -5,7 +5,7 @@
 -- (tests/integration/test_post_contract.py); the pure-SQL benchmark ceiling reads posts this way too.
 -- The jobs do not: one undecodable record fails this format for good (it cannot skip a record), so they
 -- read the raw bytes (social_posts_source.sql) and decode in Python.
--- ${bounded_option} is empty for an unbounded stream, or a 'scan.bounded.mode' option line.
+-- kafka_source: the topic, the jobs' login, where to start and stop (runtime/flink.py kafka_source).
 -- The columns are the Avro schema's fields, in its order (post_columns, runtime/flink.py contract_values).
 CREATE TABLE ${table_name} (
     ${post_columns},
@@ -13,14 +13,7 @@ CREATE TABLE ${table_name} (
     kafka_offset    BIGINT METADATA FROM 'offset' VIRTUAL,
     WATERMARK FOR created_at AS created_at - ${watermark}
 ) WITH (
-    'connector' = 'kafka',
-    'topic' = '${topic}',
-    'properties.bootstrap.servers' = '${bootstrap}',
-    ${kafka_security}
-    'properties.group.id' = '${group_id}',
-    'properties.isolation.level' = 'read_committed',
-    'scan.startup.mode' = '${startup_mode}',
-    ${bounded_option}
+    ${kafka_source},
     'format' = 'avro',
     -- Non-legacy mapping: TIMESTAMP_LTZ(3) <-> timestamp-millis (the legacy one cannot derive LTZ at all).
     'avro.timestamp_mapping.legacy' = 'false'

@@ -12,7 +12,7 @@
 -- partition, before any decoding; decode_post requires created_at to equal the event time. (The record
 -- timestamp itself stays the send time: Kafka's time retention counts from it, and a replay of old posts
 -- must not be deleted on arrival.)
--- ${bounded_option} is empty for an unbounded stream, or a 'scan.bounded.mode' option line.
+-- kafka_source: the topic, the jobs' login, where to start and stop (runtime/flink.py kafka_source).
 CREATE TABLE ${table_name} (
     kafka_key       BYTES,
     payload         BYTES,
@@ -24,14 +24,7 @@ CREATE TABLE ${table_name} (
                                  record_time), TO_TIMESTAMP_LTZ(0, 3)),
     WATERMARK FOR event_time AS event_time - ${watermark}
 ) WITH (
-    'connector' = 'kafka',
-    'topic' = '${topic}',
-    'properties.bootstrap.servers' = '${bootstrap}',
-    ${kafka_security}
-    'properties.group.id' = '${group_id}',
-    'properties.isolation.level' = 'read_committed',
-    'scan.startup.mode' = '${startup_mode}',
-    ${bounded_option}
+    ${kafka_source},
     'key.format' = 'raw',
     'key.fields' = 'kafka_key',
     'value.format' = 'raw',

@@ -33,16 +33,10 @@ CREATE TABLE trend_alerts_sink (
     evidence_start TIMESTAMP(3) NOT NULL, evidence_posts BIGINT NOT NULL, evidence_expected DOUBLE NOT NULL,
     p_value DOUBLE NOT NULL
 ) WITH (
-    'connector' = 'kafka',
-    'topic' = '${alerts_topic}',
-    'properties.bootstrap.servers' = '${bootstrap}',
-    ${kafka_security}
+    ${alerts_sink},
     'key.format' = 'raw',
     'key.fields' = 'keyword',
-    'value.format' = 'json',
-    'sink.delivery-guarantee' = 'exactly-once',
-    'sink.transactional-id-prefix' = '${transactional_id_prefix}',
-    'properties.transaction.timeout.ms' = '600000'
+    'value.format' = 'json'
 );
 
 -- 'tumble' rows: a minute's top keywords and the watched ones; 'hop' rows: the sliding windows in which a

@@ -28,13 +28,7 @@ CREATE TABLE rejected_events (
     rejected_time AS TO_TIMESTAMP_LTZ(rejected_at, 3),
     WATERMARK FOR rejected_time AS rejected_time - ${watermark}
 ) WITH (
-    'connector' = 'kafka',
-    'topic' = '${dlq_topic}',
-    'properties.bootstrap.servers' = '${bootstrap}',
-    ${kafka_security}
-    'properties.group.id' = '${group_id}',
-    'scan.startup.mode' = '${startup_mode}',
-    ${bounded_option}
+    ${dlq_source},
     'format' = 'json',
     'json.ignore-parse-errors' = 'true',
     -- Rejects are rare: a partition without any must not hold the minutes back for ever.

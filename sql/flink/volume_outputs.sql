@@ -27,16 +27,10 @@ CREATE TABLE volume_anomalies_topic (
     baseline_std DOUBLE NOT NULL, z DOUBLE NOT NULL, direction STRING NOT NULL, severity STRING NOT NULL,
     p_value DOUBLE NOT NULL
 ) WITH (
-    'connector' = 'kafka',
-    'topic' = '${anomalies_topic}',
-    'properties.bootstrap.servers' = '${bootstrap}',
-    ${kafka_security}
+    ${anomalies_sink},
     'key.format' = 'raw',
     'key.fields' = 'series',
-    'value.format' = 'json',
-    'sink.delivery-guarantee' = 'exactly-once',
-    'sink.transactional-id-prefix' = '${transactional_id_prefix}',
-    'properties.transaction.timeout.ms' = '600000'
+    'value.format' = 'json'
 );
 
 -- One row per outage, upserted while it lasts and when it ends (ongoing = false).

@@ -7,18 +7,16 @@ import json
 import sys
 from datetime import UTC
 
-from runtime.flink import interval, kafka_security, sql_statements, table_env
+from runtime.flink import interval, kafka_source, sql_statements, table_env
 from shared.settings import load_settings
 
 
 def main(topic: str) -> int:
     settings = load_settings()
     t_env = table_env(settings, "streampulse-contract-read", extra={"table.local-time-zone": "UTC"})
-    for statement in sql_statements("social_posts_avro", table_name="social_posts", topic=topic,
-                                    bootstrap=settings.kafka.bootstrap, group_id="streampulse-contract-test",
-                                    kafka_security=kafka_security(settings),
-                                    startup_mode="earliest-offset", watermark=interval(30),
-                                    bounded_option="'scan.bounded.mode' = 'latest-offset',"):
+    source = kafka_source(settings, topic=topic, group_id="streampulse-contract-test", bounded=True)
+    for statement in sql_statements("social_posts_avro", table_name="social_posts", kafka_source=source,
+                                    watermark=interval(30)):
         t_env.execute_sql(statement)
     # TIMESTAMP_LTZ values (java.time.Instant) cannot cross to Python: read them as UTC wall-clock times.
     table = t_env.sql_query(
