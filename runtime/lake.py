@@ -5,12 +5,12 @@ Flink writes part files under hidden names and publishes them whole on a checkpo
 touched again by Flink, so the compaction may rewrite it.
 
 Compaction (`streampulse lake compact`): every published file is checked against the deletion log (the
-PostgreSQL `deletions` table, written by jobs/deletions.py) and rewritten without the deleted posts — or removed
-when none is left. A file published before the previous run finished was checked then against every deletion
-logged before it started, so it is checked against the deletions logged since (a set in memory); a newer file is
-checked against the whole log (its uids looked up in PostgreSQL). A rewrite replaces the file in one step
-(an object PUT on S3, a rename on a local disk): a reader sees the old file or the new one. Each run is recorded
-in `lake_compactions`, and the deletions it covered get `lake_applied_at`.
+PostgreSQL `deletions` table, written by jobs/deletions.py) and rewritten without the deleted posts, or removed
+when none is left. A file published before the previous run started was checked then against every deletion
+logged before that, so it is checked against the deletions logged since (a set in memory); a file published
+after that run started is checked against the whole log (its uids looked up in PostgreSQL). A rewrite replaces
+the file in one step (an object PUT on S3, a rename on a local disk): a reader sees the old file or the new one.
+Each run is recorded in `lake_compactions`, and the deletions it covered get `lake_applied_at`.
 """
 
 from __future__ import annotations
@@ -162,7 +162,6 @@ def compact(settings: Settings, path: str | None = None, *, progress=None) -> Co
     path = path or default_path(settings)
     lake = Lake(settings, path)
     with clients.postgres(settings, "writer") as conn:
-        conn.execute("SET default_transaction_read_only = off")
         started = conn.execute("SELECT now() AT TIME ZONE 'UTC'").fetchone()[0]
         report = CompactionReport(path, started)
         pending = conn.execute("SELECT count(*), min(received_at) FROM deletions WHERE lake_applied_at IS NULL"
@@ -203,15 +202,24 @@ def compact(settings: Settings, path: str | None = None, *, progress=None) -> Co
     return report
 
 
+def say(line: str) -> None:
+    print(f"[lake compact] {line}", file=sys.stderr, flush=True)
+
+
+def compact_and_report(settings: Settings, path: str | None) -> CompactionReport:
+    """One compaction with its progress, its figures and a bound it missed on the terminal (stderr)."""
+    report = compact(settings, path, progress=say)
+    say(report.line())
+    if report.oldest_pending_s is not None and report.oldest_pending_s > settings.deletions.lake_within_s:
+        say(f"WARNING: a deletion waited {_duration(report.oldest_pending_s)} for this run, more than "
+            f"deletions.lake_within_s ({_duration(settings.deletions.lake_within_s)}): was compaction stopped?")
+    return report
+
+
 def compact_forever(settings: Settings, path: str | None, every_s: int) -> None:
-    """Compact every `every_s` seconds until interrupted; each run's figures (and a bound missed) on stderr."""
+    """Compact every `every_s` seconds until interrupted."""
     while True:
-        report = compact(settings, path, progress=lambda line: print(f"[lake compact] {line}", file=sys.stderr))
-        print(f"[lake compact] {report.line()}", file=sys.stderr)
-        if report.oldest_pending_s is not None and report.oldest_pending_s > settings.deletions.lake_within_s:
-            print(f"[lake compact] WARNING: a deletion waited {_duration(report.oldest_pending_s)} for this run, "
-                  f"more than deletions.lake_within_s ({_duration(settings.deletions.lake_within_s)}): was "
-                  "compaction stopped?", file=sys.stderr)
+        compact_and_report(settings, path)
         time.sleep(every_s)
 
 

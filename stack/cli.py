@@ -147,9 +147,7 @@ def _lake(args, settings) -> int:
             lake.compact_forever(settings, args.path, settings.deletions.compact_every_s)
         except KeyboardInterrupt:
             return 130
-    report = lake.compact(settings, args.path,
-                          progress=lambda line: print(f"[lake compact] {line}", file=sys.stderr))
-    print(report.line())
+    print(lake.compact_and_report(settings, args.path).line())
     return 0
 
 
