@@ -23,7 +23,7 @@ if __package__ in (None, ""):  # `flink run -py jobs/archive.py`: make the proje
 
 from pyflink.common import Row, Types
 
-from runtime.flink import add_sql, interval, jdbc_options, posts_source_values, stream_env
+from runtime.flink import add_outputs, add_sql, interval, jdbc_options, posts_source_values, stream_env
 from runtime.job import job_main, lake_path, run_script
 from runtime.lake import default_path
 from runtime.minute_stage import QUARANTINE, MinuteStage
@@ -88,11 +88,8 @@ def build(settings: Settings, args) -> object:
                .key_by(lambda r: 0, key_type=Types.INT())
                .process(DecodePosts(topic, tumble_s), output_type=POST_ROW)
                .uid("decode-posts").name("Decode and check posts (quarantine what is not a post)"))
-    t_env.create_temporary_view("decoded_posts", t_env.from_data_stream(decoded))
-    t_env.create_temporary_view("quarantined_rows", t_env.from_data_stream(decoded.get_side_output(QUARANTINE)))
-    for name in ("archive", "quarantine_sink"):
-        add_sql(t_env, statement_set, name, **values)
-    statement_set.attach_as_datastream()  # run through env.execute, as `flink run` expects
+    views = {"decoded_posts": decoded, "quarantined_rows": decoded.get_side_output(QUARANTINE)}
+    add_outputs(t_env, statement_set, views, ("archive", "quarantine_sink"), **values)
     return env
 
 

@@ -23,7 +23,7 @@ if __package__ in (None, ""):  # `flink run -py jobs/deletions.py`: make the pro
 from pyflink.common import Row, Types
 from pyflink.datastream import ProcessFunction, RuntimeContext
 
-from runtime.flink import add_sql, jdbc_options, kafka_source, stream_env
+from runtime.flink import add_outputs, add_sql, jdbc_options, kafka_source, stream_env
 from runtime.job import job_main, run_script
 from runtime.minute_stage import QUARANTINE, QUARANTINE_PAYLOAD_BYTES
 from runtime.trend_cache import DeletedPosts, redis_options
@@ -74,11 +74,8 @@ def build(settings: Settings, args) -> object:
                .process(ForgetDeleted(topic, redis_options(settings), settings.deletions.redis_keep_s),
                         output_type=NOTICE_ROW)
                .uid("forget-deleted").name("Decode notices, forget the posts in Redis (quarantine what is not one)"))
-    t_env.create_temporary_view("deletion_notices", t_env.from_data_stream(notices))
-    t_env.create_temporary_view("quarantined_rows", t_env.from_data_stream(notices.get_side_output(QUARANTINE)))
-    for name in ("deletions_log", "quarantine_sink"):
-        add_sql(t_env, statement_set, name, **values)
-    statement_set.attach_as_datastream()  # run through env.execute, as `flink run` expects
+    views = {"deletion_notices": notices, "quarantined_rows": notices.get_side_output(QUARANTINE)}
+    add_outputs(t_env, statement_set, views, ("deletions_log", "quarantine_sink"), **values)
     return env
 
 

@@ -29,7 +29,7 @@ from pyflink.common import Row, Types
 from pyflink.datastream import OutputTag, RuntimeContext
 from pyflink.datastream.state import MapStateDescriptor, ValueStateDescriptor
 
-from runtime.flink import add_sql, interval, jdbc_options, kafka_sink, posts_source_values, stream_env
+from runtime.flink import add_outputs, add_sql, interval, jdbc_options, kafka_sink, posts_source_values, stream_env
 from runtime.job import job_main, lake_path, run_script
 from runtime.minute_stage import QUARANTINE, MinuteStage
 from runtime.trend_cache import TrendPublisher, redis_options
@@ -309,11 +309,7 @@ def build(settings: Settings, args) -> object:
     views = {"keyword_count_rows": scored, "trend_rows": scored.get_side_output(TRENDS),
              "keyword_rows": scored.get_side_output(KEYWORDS), "window_total_rows": scored.get_side_output(TOTALS),
              "counted_late_posts": scored.get_side_output(LATE), "quarantined_rows": scored.get_side_output(QUARANTINE)}
-    for name, stream in views.items():
-        t_env.create_temporary_view(name, t_env.from_data_stream(stream))
-    add_sql(t_env, statement_set, "trending_outputs", **values)
-    add_sql(t_env, statement_set, "quarantine_sink", **values)
-    statement_set.attach_as_datastream()
+    add_outputs(t_env, statement_set, views, ("trending_outputs", "quarantine_sink"), **values)
     return env
 
 

@@ -41,6 +41,7 @@ from pyflink.datastream import KeyedProcessFunction, OutputTag, RuntimeContext, 
 from pyflink.datastream.state import MapStateDescriptor, ValueStateDescriptor
 
 from runtime.flink import (
+    add_outputs,
     add_sql,
     interval,
     jdbc_options,
@@ -281,12 +282,7 @@ def build(settings: Settings, args) -> object:
     views = {"volume_window_rows": counted, "volume_anomaly_rows": anomalies,
              "volume_outage_rows": anomalies.get_side_output(OUTAGES),
              "quarantined_rows": counted.get_side_output(QUARANTINE)}
-    for name, stream in views.items():
-        t_env.create_temporary_view(name, t_env.from_data_stream(stream))
-    add_sql(t_env, statement_set, "volume", **values)
-    add_sql(t_env, statement_set, "volume_outputs", **values)
-    add_sql(t_env, statement_set, "quarantine_sink", **values)
-    statement_set.attach_as_datastream()
+    add_outputs(t_env, statement_set, views, ("volume", "volume_outputs", "quarantine_sink"), **values)
     return env
 
 

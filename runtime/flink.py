@@ -195,6 +195,17 @@ def add_sql(t_env, statement_set, name: str, **values: object) -> None:
             t_env.execute_sql(statement)
 
 
+def add_outputs(t_env, statement_set, views: dict, sql_files: tuple[str, ...], **values: object) -> None:
+    """The end of every job's build: its Python streams registered as views (`views`: name → DataStream), the SQL
+    files that write them to their sinks added to the job's one statement set, and the set attached to the
+    DataStream graph, so that env.execute runs it all as one job, as `flink run` expects."""
+    for name, stream in views.items():
+        t_env.create_temporary_view(name, t_env.from_data_stream(stream))
+    for name in sql_files:
+        add_sql(t_env, statement_set, name, **values)
+    statement_set.attach_as_datastream()
+
+
 def _options(options: dict[str, str]) -> str:
     return ",\n    ".join(f"'{key}' = '{value}'" for key, value in options.items())
 

@@ -10,7 +10,8 @@ when none is left. A file published before the previous run started was checked 
 logged before that, so it is checked against the deletions logged since (a set in memory); a file published
 after that run started is checked against the whole log (its uids looked up in PostgreSQL). A rewrite replaces
 the file in one step (an object PUT on S3, a rename on a local disk): a reader sees the old file or the new one.
-Each run is recorded in `lake_compactions`, and the deletions it covered get `lake_applied_at`.
+Each run is recorded in `lake_compactions`: a deletion logged before a run of a lake started is gone from that lake
+once the run finished, and is still waiting while no run has started since.
 """
 
 from __future__ import annotations
@@ -164,11 +165,11 @@ def compact(settings: Settings, path: str | None = None, *, progress=None) -> Co
     with clients.postgres(settings, "writer") as conn:
         started = conn.execute("SELECT now() AT TIME ZONE 'UTC'").fetchone()[0]
         report = CompactionReport(path, started)
-        pending = conn.execute("SELECT count(*), min(received_at) FROM deletions WHERE lake_applied_at IS NULL"
-                               ).fetchone()
+        last = conn.execute("SELECT max(started_at) FROM lake_compactions WHERE path = %s", (path,)).fetchone()[0]
+        pending = conn.execute("SELECT count(*), min(received_at) FROM deletions WHERE received_at >= %s",
+                               (last or datetime.min,)).fetchone()
         report.pending_before = pending[0]
         report.oldest_pending_s = (started - pending[1]).total_seconds() if pending[1] else None
-        last = conn.execute("SELECT max(started_at) FROM lake_compactions WHERE path = %s", (path,)).fetchone()[0]
         since = last - CLOCK_MARGIN if last else None
         recent: set[str] = set()
         if since is not None:
@@ -194,11 +195,10 @@ def compact(settings: Settings, path: str | None = None, *, progress=None) -> Co
             conn.execute("INSERT INTO lake_compactions (path, started_at, finished_at, files_read, files_rewritten, "
                          "posts_removed) VALUES (%s, %s, %s, %s, %s, %s)",
                          (path, started, finished, report.files_read, report.files_rewritten, report.posts_removed))
-            conn.execute("UPDATE deletions SET lake_applied_at = %s WHERE lake_applied_at IS NULL "
-                         "AND received_at < %s", (finished, started))
-            # The log outlives what it can still delete: the lake's and the tables' retention.
-            conn.execute("DELETE FROM deletions WHERE lake_applied_at < %s",
-                         (finished - timedelta(days=settings.postgres.retention_days),))
+            # The log keeps what this run applied for the tables' retention (a post re-archived late, a trend
+            # rewritten by a replay), and everything it did not apply yet.
+            conn.execute("DELETE FROM deletions WHERE received_at < %s",
+                         (min(started, finished - timedelta(days=settings.postgres.retention_days)),))
     return report
 
 

@@ -181,8 +181,8 @@ def build_parser() -> argparse.ArgumentParser:
     actions.add_parser("migrate", help="apply pending sql/migrations to PostgreSQL")
     actions.add_parser("provision", help="create topics, apply migrations and create the bucket on services that "
                                          "are already running (e.g. docker-compose's)")
-    actions.add_parser("retention", help="create PostgreSQL's day partitions ahead and drop those past "
-                                         "postgres.retention_days (idempotent; run it daily)")
+    actions.add_parser("retention", help="create PostgreSQL's day partitions ahead, drop those (and quarantined "
+                                         "records) past postgres.retention_days (idempotent; run it daily)")
     logs = actions.add_parser("logs", help="show service logs")
     logs.add_argument("service", nargs="?", choices=["postgres", "redis", "minio", "kafka"])
     logs.add_argument("-n", "--lines", type=int, default=40)

@@ -8,7 +8,7 @@ import secrets
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 from psycopg import sql
@@ -109,21 +109,26 @@ def provision(settings: Settings, out=sys.stderr) -> None:
 
 def maintain_partitions(settings: Settings, today: date | None = None) -> list[tuple[str, str]]:
     """Create the day partitions of the jobs' tables up to postgres.partitions_ahead_days ahead and drop those
-    that ended postgres.retention_days or more before `today` (default: the database's current date). Returns
-    (action, partition) pairs. Idempotent: run it daily (`streampulse stack retention`, e.g. from cron)."""
+    that ended postgres.retention_days or more before `today` (default: the database's current date), and delete
+    the quarantined records (rare, so a table of rows rather than days) kept longer than that. Returns (action,
+    partition) pairs. Idempotent: run it daily (`streampulse stack retention`, e.g. from cron)."""
     pg = settings.postgres
     with clients.postgres(settings, "admin") as conn:
         if today is None:
             today = conn.execute("SELECT current_date").fetchone()[0]
-        return [tuple(row) for row in conn.execute(
+        actions = [tuple(row) for row in conn.execute(
             "SELECT action, partition_name FROM streampulse_maintain_partitions(%s, %s, %s)",
             (today, pg.partitions_ahead_days, pg.retention_days))]
+        expired = conn.execute("DELETE FROM quarantined_records WHERE quarantined_at < %s",
+                               (today - timedelta(days=pg.retention_days),)).rowcount
+    return actions + ([("expired", f"quarantined_records: {expired} rows")] if expired else [])
 
 
 def describe_partitions(actions: list[tuple[str, str]], settings: Settings) -> str:
     counts = {kind: sum(1 for action, _ in actions if action == kind) for kind in ("created", "dropped")}
+    expired = "".join(f"; {name} deleted" for action, name in actions if action == "expired")
     return (f"day partitions: {counts['created']} created, {counts['dropped']} dropped past the retention of "
-            f"{settings.postgres.retention_days} days")
+            f"{settings.postgres.retention_days} days{expired}")
 
 
 def substitute(text: str, names: dict[str, str]) -> str:

@@ -1,5 +1,5 @@
 -- After jobs/deletions.py registered deletion_notices (the valid notices, each already out of Redis) and
--- quarantined_rows: the log, one row per uid (received_at and lake_applied_at are PostgreSQL's to set).
+-- quarantined_rows: the log, one row per uid (received_at is PostgreSQL's to set).
 CREATE TABLE deletions_log (
     uid STRING NOT NULL, source STRING NOT NULL, deleted_at TIMESTAMP(3) NOT NULL, reason STRING, local_id STRING,
     PRIMARY KEY (uid) NOT ENFORCED

@@ -3,18 +3,17 @@
 -- deletions is the log of deletion notices (social.deletes), written by the deletions job (jobs/deletions.py),
 -- one row per uid. PostgreSQL applies it to itself: the moment a notice lands, its uid leaves every trend's
 -- sample_uids, and a trend written later (a late window) never takes a deleted uid in. The lake is rewritten
--- from this log by the compaction (jobs/compaction.py), which records when a deletion reached every file.
+-- from this log by the compaction (runtime/lake.py): a deletion logged before a compaction of the lake started
+-- is gone from that lake once the compaction finished (lake_compactions).
 CREATE TABLE deletions (
     uid            text      PRIMARY KEY,
     source         text      NOT NULL,
     deleted_at     timestamp NOT NULL,            -- when the producer learned of it (UTC)
     reason         text,                          -- reddit: deleted or removed; else null
     local_id       text,                          -- mastodon: the status id on the instance that streamed it
-    received_at    timestamp NOT NULL DEFAULT (now() AT TIME ZONE 'UTC'),  -- when the log took it in
-    lake_applied_at timestamp                     -- when a compaction that started after received_at finished
+    received_at    timestamp NOT NULL DEFAULT (now() AT TIME ZONE 'UTC')  -- when the log took it in
 );
 CREATE INDEX deletions_received ON deletions (received_at);
-CREATE INDEX deletions_pending ON deletions (received_at) WHERE lake_applied_at IS NULL;
 
 -- sample_uids is a JSON array of uids as text; this index finds the trends that hold a given uid.
 CREATE INDEX trends_sample_uids ON trends USING gin ((sample_uids::jsonb));

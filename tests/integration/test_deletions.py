@@ -142,8 +142,6 @@ def test_a_deleted_post_leaves_the_lake_postgres_and_redis_and_nothing_else_does
         expected = {uid: row for uid, row in lake_before.items() if uid not in deleted}
         assert read_lake(settings, f"{prefix}/posts")[0] == expected
         with clients.postgres(settings, "reader") as conn:
-            assert conn.execute("SELECT count(*) FROM deletions WHERE uid = ANY(%s) AND lake_applied_at IS NULL",
-                                (sorted(deleted),)).fetchone() == (0,)
             assert conn.execute("SELECT posts_removed FROM lake_compactions WHERE path = %s", (lake_path,)
                                 ).fetchall() == [(len(deleted),)]
 
@@ -151,7 +149,8 @@ def test_a_deleted_post_leaves_the_lake_postgres_and_redis_and_nothing_else_does
         late_name = late_file.rsplit("/", 1)[0] + "/part-late-0"
         clients.minio(settings).put_object(settings.minio.bucket, late_name, io.BytesIO(late_bytes), len(late_bytes))
         late_uids = set(pq.read_table(io.BytesIO(late_bytes)).column("uid").to_pylist())
-        cli("lake", "compact", "--path", lake_path)
+        second = cli("lake", "compact", "--path", lake_path).stdout
+        assert f"{len(late_uids & deleted)} deleted posts removed" in second and "(0 deletions were waiting)" in second
         minio = clients.minio(settings)
         rows = pq.read_table(io.BytesIO(minio.get_object(settings.minio.bucket, late_name).read())).to_pylist()
         assert {row["uid"] for row in rows} == late_uids - deleted
@@ -196,6 +195,7 @@ def test_compaction_on_watch_runs_every_interval_and_says_when_a_deletion_waited
             conn.execute("DELETE FROM deletions WHERE uid = %s", (uid,))
             conn.execute("DELETE FROM lake_compactions WHERE path = %s", (lake_path,))
     assert watch.returncode == 130, stderr[-2000:]
-    assert re.search(r"WARNING: a deletion waited 2\.\d min for this run, more than deletions.lake_within_s "
-                     r"\(1\.0 min\)", stderr), stderr[-2000:]
+    # (the oldest waiting deletion is this one, or an older one another run left in the log)
+    assert re.search(r"WARNING: a deletion waited [\d.]+ (min|h) for this run, more than "
+                     r"deletions.lake_within_s \(1\.0 min\)", stderr), stderr[-2000:]
     assert stderr.count(f"lake {lake_path}: 0 files read") >= 2

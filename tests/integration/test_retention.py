@@ -64,3 +64,24 @@ def test_day_partitions_are_made_ahead_and_dropped_past_the_retention(settings):
         with clients.postgres(settings, "writer") as conn:
             conn.execute("DELETE FROM trends WHERE keyword LIKE 'retention-%'")
     assert trends_partitions(settings, 2019) == set()
+
+
+def test_quarantined_records_older_than_the_retention_are_deleted_and_newer_ones_kept(settings):
+    today = date(2019, 3, 1)
+    old, kept = today - timedelta(days=settings.postgres.retention_days + 1), today - timedelta(days=1)
+    topic = "test.retention.quarantine"
+    with clients.postgres(settings, "writer") as conn:
+        for offset, when in enumerate((old, kept)):
+            conn.execute("INSERT INTO quarantined_records (topic, kafka_partition, kafka_offset, reason, detail, "
+                         "payload_bytes, job, quarantined_at) VALUES (%s, 0, %s, 'invalid_json', 'test', 0, 'test', "
+                         "%s)", (topic, offset, when))
+    try:
+        actions = maintain_partitions(settings, today=today)
+        with clients.postgres(settings, "reader") as conn:
+            left = conn.execute("SELECT kafka_offset FROM quarantined_records WHERE topic = %s", (topic,)).fetchall()
+        assert left == [(1,)]
+        assert any(action == "expired" and name.startswith("quarantined_records:") for action, name in actions)
+    finally:
+        maintain_partitions(settings)  # the 2019 days it made are past the retention again
+        with clients.postgres(settings, "writer") as conn:
+            conn.execute("DELETE FROM quarantined_records WHERE topic = %s", (topic,))
