@@ -3,7 +3,8 @@
     social.deletes ─► decode (Python: a record that is not a deletion notice is quarantined) ─► Redis: the uid
                       leaves every trend hash and is remembered so that no later trend shows it
                    ─► PostgreSQL `deletions` (upsert by uid): its triggers take the uid out of trends.sample_uids,
-                      and jobs/compaction.py removes the post from the lake within deletions.lake_within_s
+                      and `streampulse lake compact` (runtime/lake.py) takes it out of the lake within
+                      deletions.lake_within_s
 
 Redis and PostgreSQL forget a deleted post seconds after its notice arrives; the lake, where posts sit in
 Parquet files, is rewritten in batches (README: "Deleted posts").
