@@ -100,6 +100,18 @@ def extract_keywords(text: str, hashtags: Sequence[str], langs: Sequence[str]) -
     return list(keywords)[:MAX_KEYWORDS_PER_POST]
 
 
+def normalise_keyword(value: str) -> str:
+    """One keyword as a reader types it, spelled as the jobs count it: `#Tag` → `#tag`, `Café` → `café`.
+    ValueError when nothing is left or it is longer than any keyword the jobs keep."""
+    tag = value.strip().startswith("#")
+    word = _normalise(value.strip().lstrip("#")).strip().replace("’", "'")
+    if not word:
+        raise ValueError("an empty keyword")
+    if len(word) > MAX_KEYWORD_CHARS:
+        raise ValueError(f"longer than {MAX_KEYWORD_CHARS} characters, the longest keyword the jobs count")
+    return "#" + word if tag else word
+
+
 def keywords_vectorised(texts, hashtags, langs):
     """pandas UDF body: Series of text, of hashtag arrays and of language arrays → Series of keyword lists.
 

@@ -16,6 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from shared.names import ALERTS_TOPIC, ANOMALIES_TOPIC
 from shared.trends import TrendingSettings
 from shared.volume import VolumeSettings
 
@@ -50,7 +51,7 @@ class StackSettings(_Section):
         return self.cache_dir.expanduser().resolve()
 
 
-KafkaRole = Literal["admin", "producer", "jobs"]
+KafkaRole = Literal["admin", "producer", "jobs", "api"]
 SCRAM = "SCRAM-SHA-512"
 
 
@@ -75,6 +76,9 @@ class KafkaSettings(_Section):
     producer_password: SecretStr | None = None
     jobs_user: str = "streampulse-jobs"
     jobs_password: SecretStr | None = None
+    # The read API (`streampulse api`): reads the jobs' output topics, looks up consumer lag; writes nothing.
+    api_user: str = "streampulse-api"
+    api_password: SecretStr | None = None
     # The broker's own login on its internal and controller listeners (SASL/PLAIN: KRaft cannot use SCRAM
     # there, SCRAM credentials live in the metadata the controller serves), and the stack's, to create the
     # SCRAM users and the ACLs before anyone else can log in.
@@ -136,6 +140,9 @@ class RedisSettings(_Section):
     host: Host = "127.0.0.1"
     port: Port = 16379
     password: SecretStr | None = None
+    # The read API's own Redis user: it may read StreamPulse's keys and nothing else (an ACL in redis.conf).
+    api_user: str = "streampulse-api"
+    api_password: SecretStr | None = None
 
 
 class MinioSettings(_Section):
@@ -239,7 +246,8 @@ class FlinkSettings(_Section):
     # The jobs read social.posts by minute (sql/flink/posts_by_minute.sql): each minute's records reach the
     # Python stage in this many batches (by partition), which bounds one batch's size.
     minute_batch_shards: Annotated[int, Field(ge=1, le=1024, description="a whole number from 1 to 1024")] = 4
-    rest_port: Annotated[int, Field(ge=1, le=65535, description="a TCP port number")] = 8081  # cluster Web UI
+    rest_host: Host = "localhost"  # the cluster's Web UI and REST API (the read API's /v1/health asks it)
+    rest_port: Annotated[int, Field(ge=1, le=65535, description="a TCP port number")] = 8081
     taskmanagers: Annotated[int, Field(ge=1, le=8, description="a whole number from 1 to 8")] = 1  # cluster up
     # Where checkpoints go; empty = <state_dir>/flink/checkpoints. A cluster whose processes do not
     # share a disk (docker-compose) needs a shared store such as s3://<bucket>/checkpoints.
@@ -266,6 +274,37 @@ class DeletionsSettings(_Section):
         return self
 
 
+class ApiSettings(_Section):
+    """The read API (`streampulse api`, api/): what it listens on and the bounds it puts on a request."""
+
+    host: Host = "127.0.0.1"
+    port: Port = 18080
+    workers: Annotated[int, Field(ge=1, le=64, description="a whole number from 1 to 64")] = 1
+    # "Trending now" is read from Redis at most this often; requests in between share the answer.
+    current_cache_s: Annotated[float, Field(ge=0, le=60, description="seconds from 0 to 60")] = 1.0
+    max_range_days: Annotated[int, Field(ge=1, description="days, a whole number ≥ 1")] = 31
+    default_range_hours: Annotated[int, Field(ge=1, description="hours, a whole number ≥ 1")] = 24
+    max_page_size: Annotated[int, Field(ge=1, le=10_000, description="a whole number from 1 to 10000")] = 1000
+    default_page_size: Annotated[int, Field(ge=1, description="a whole number ≥ 1")] = 100
+    # Answers about closed windows never change: this many are kept in memory per process.
+    closed_cache_entries: Annotated[int, Field(ge=0, description="a whole number ≥ 0")] = 4096
+    # The live stream (GET /v1/stream/trends): the topics it follows and the events kept in memory, so that a
+    # client that reconnects within them is served without a Kafka read of its own.
+    alerts_topic: str = ALERTS_TOPIC
+    anomalies_topic: str = ANOMALIES_TOPIC
+    stream_buffer_events: Annotated[int, Field(ge=0, description="a whole number ≥ 0")] = 10_000
+    # The consumer groups whose lag /v1/health reports (the jobs' default --group-id).
+    lag_groups: list[str] = Field(default_factory=lambda: [f"streampulse-{job}" for job in
+                                                           ("trending", "volume", "archive", "deletions")])
+
+    @model_validator(mode="after")
+    def _default_page_within_cap(self):
+        if self.default_page_size > self.max_page_size:
+            raise ValueError(f"api.default_page_size ({self.default_page_size}) must be at most "
+                             f"api.max_page_size ({self.max_page_size})")
+        return self
+
+
 class Settings(BaseSettings):
     """Everything StreamPulse reads from config/ and the environment."""
 
@@ -287,6 +326,7 @@ class Settings(BaseSettings):
     trending: TrendingSettings = Field(default_factory=TrendingSettings)
     volume: VolumeSettings = Field(default_factory=VolumeSettings)
     deletions: DeletionsSettings = Field(default_factory=DeletionsSettings)
+    api: ApiSettings = Field(default_factory=ApiSettings)
 
     @classmethod
     def settings_customise_sources(

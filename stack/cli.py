@@ -47,6 +47,12 @@ def _stack(args, settings) -> int:
     raise AssertionError(args.action)
 
 
+def _api(args, settings) -> int:
+    from api.server import serve
+
+    return serve(settings, host=args.host, port=args.port, workers=args.workers, access_log=args.access_log)
+
+
 def _superset(args, settings) -> int:
     from stack import manager
     from stack.services import new_secret
@@ -251,6 +257,15 @@ def build_parser() -> argparse.ArgumentParser:
                          help="run until interrupted, every deletions.compact_every_s seconds")
     lake.set_defaults(handler=_lake)
 
+    api = sub.add_parser("api", help="serve the read API (trends, keyword history, anomalies, live alerts) over HTTP",
+                         description="The read API: GET /v1/trends/current, /v1/trends, /v1/keywords/{keyword}/series, "
+                                     "/v1/anomalies, /v1/health and the live stream /v1/stream/trends (server-sent "
+                                     "events). Settings: the api section of config/streampulse.yaml.")
+    api.add_argument("--host", help="address to listen on (default: api.host)")
+    api.add_argument("--port", type=int, help="port (default: api.port)")
+    api.add_argument("--workers", type=int, help="worker processes (default: api.workers)")
+    api.add_argument("--access-log", action="store_true", help="log every request to stderr")
+    api.set_defaults(handler=_api)
     demo = sub.add_parser("demo", help="replay the bundled sample through the trending job and print the trends")
     demo.set_defaults(handler=_demo)
     return parser

@@ -70,7 +70,7 @@ class Cluster:
 
     @property
     def rest_url(self) -> str:
-        return f"http://localhost:{self.settings.flink.rest_port}"
+        return f"http://{self.settings.flink.rest_host}:{self.settings.flink.rest_port}"
 
     def config(self) -> dict[str, object]:
         """flink-conf/config.yaml with this machine's values on top, as flat keys."""

@@ -154,13 +154,13 @@ class Kafka(SupervisedService):
         from kafka.admin import ScramMechanism, UserScramCredentialUpsertion
 
         k = self.settings.kafka
-        users = [k.credentials(role) for role in ("admin", "producer", "jobs")]
+        users = [k.credentials(role) for role in ("admin", "producer", "jobs", "api")]
         admin = clients.kafka_admin(self.settings, options=self.internal_options())
         try:
             sha512 = ScramMechanism.SCRAM_SHA_512
             admin.alter_user_scram_credentials([UserScramCredentialUpsertion(user, sha512, password)
                                                 for user, password in users])
-            admin.create_acls(kafka_acls(k.producer_user, k.jobs_user))
+            admin.create_acls(kafka_acls(k.producer_user, k.jobs_user, k.api_user))
         finally:
             admin.close()
 
@@ -202,10 +202,12 @@ OUTPUT_TOPICS = JOB_TOPICS
 SCRATCH_PREFIXES = ("test.", "bench.", "demo.", "peers.")  # topics the tests, benchmarks and demo make and drop
 
 
-def kafka_acls(producer: str, jobs: str) -> list:
+def kafka_acls(producer: str, jobs: str, api: str) -> list:
     """Least privilege on the broker: only the producers write the posts topics; the jobs read every topic and
     group and write their outputs (transactionally); neither can create or delete topics. The local stack's
-    scratch topics (tests, benchmarks, the demo) are the producers' and the jobs' to write as well."""
+    scratch topics (tests, benchmarks, the demo) are the producers' and the jobs' to write as well. The read API
+    reads the jobs' outputs (and scratch topics), and may describe the rest and the groups to report lag; it
+    writes nothing and joins no group (it assigns partitions itself)."""
     from kafka.admin import ACL, ACLOperation, ACLPermissionType, ACLResourcePatternType, ResourcePattern, ResourceType
 
     def allow(user: str, operation, kind, name: str, pattern=ACLResourcePatternType.LITERAL) -> ACL:
@@ -224,4 +226,9 @@ def kafka_acls(producer: str, jobs: str) -> list:
     acls += [allow(jobs, op, topic, "*") for op in (ACLOperation.READ, ACLOperation.DESCRIBE)]
     acls += [allow(jobs, op, ResourceType.GROUP, "*") for op in (ACLOperation.READ, ACLOperation.DESCRIBE)]
     acls += [allow(jobs, op, ResourceType.TRANSACTIONAL_ID, "*") for op in (ACLOperation.WRITE, ACLOperation.DESCRIBE)]
+    acls += [allow(api, op, topic, name) for name in OUTPUT_TOPICS for op in (ACLOperation.READ, ACLOperation.DESCRIBE)]
+    acls += [allow(api, op, topic, prefix, prefixed) for prefix in SCRATCH_PREFIXES
+             for op in (ACLOperation.READ, ACLOperation.DESCRIBE)]
+    acls += [allow(api, ACLOperation.DESCRIBE, topic, name) for name in POSTS_TOPICS]
+    acls += [allow(api, ACLOperation.DESCRIBE, ResourceType.GROUP, "*")]
     return acls

@@ -1,4 +1,4 @@
-"""Redis: Debian's redis-server with a password and an append-only file."""
+"""Redis: Debian's redis-server with a password, a read-only user for the read API and an append-only file."""
 
 from __future__ import annotations
 
@@ -27,6 +27,10 @@ class Redis(SupervisedService):
             f"bind {rs.host}\nport {rs.port}\nprotected-mode yes\ndaemonize no\n"
             f"dir {self.home}\nappendonly yes\nsave \"\"\nloglevel notice\n"
             f"requirepass {rs.password.get_secret_value()}\n"
+            # The read API's user: StreamPulse's keys, read commands only (no KEYS, no admin, no writes); MULTI/EXEC
+            # so that it reads the ranking and its window in one step.
+            f"user {rs.api_user} on >{rs.api_password.get_secret_value()} resetkeys ~streampulse:* resetchannels "
+            "-@all +@read +@connection +@transaction -@dangerous\n"
         )
         config.chmod(0o600)
         proc.start([shutil.which("redis-server"), str(config)])

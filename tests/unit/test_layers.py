@@ -10,7 +10,7 @@ import pytest
 
 from shared.settings import PROJECT_ROOT
 
-LAYERS = {"shared": 1, "runtime": 2, "connectors": 3, "jobs": 3, "stack": 4, "bench": 5}
+LAYERS = {"shared": 1, "runtime": 2, "connectors": 3, "jobs": 3, "api": 3, "stack": 4, "bench": 5}
 # What the lowest layer may not need: a Flink runtime or a running service.
 NOT_IN_SHARED = {"pyflink", "kafka", "redis", "psycopg", "minio", "requests", "mastodon", "websockets"}
 
