@@ -124,7 +124,9 @@ def create_app(settings: Settings) -> FastAPI:
     api = settings.api
     current, history, live = CurrentTrends(settings), History(settings), LiveStream(settings)
     lag = health.ConsumerLag(settings)
-    windows = {f"{settings.trending.tumble_s // 60}m": "tumble", f"{settings.trending.hop_size_s // 60}m": "hop"}
+    trending = settings.trending
+    windows = {f"{trending.tumble_s // 60}m": "tumble", f"{trending.hop_size_s // 60}m": "hop"}
+    window_sizes = {"tumble": timedelta(seconds=trending.tumble_s), "hop": timedelta(seconds=trending.hop_size_s)}
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -204,9 +206,11 @@ def create_app(settings: Settings) -> FastAPI:
             {"kind": kind, "keyword": word, "start": start, "end": end})
         body = orjson.dumps({"keyword": word, "window": window, "points": [
             {**row, "window_start": iso(row["window_start"]), "window_end": iso(row["window_end"])} for row in rows]})
-        frontier = await history.frontier(f"counts-{kind}", "SELECT max(window_end) AS frontier FROM "
-                                          f"keyword_window_counts WHERE window_kind = '{kind}'")
-        if frontier is not None and end <= frontier:
+        # Every window of the kind is written to window_posts as it closes, in order: one that starts before `to`
+        # and ends by the newest written is closed.
+        frontier = await history.frontier(f"windows-{kind}", "SELECT max(window_end) AS frontier FROM "
+                                          f"window_posts WHERE window_kind = '{kind}'")
+        if frontier is not None and end + window_sizes[kind] <= frontier:
             history.keep(key, body)
             return json_response(body, IMMUTABLE, request)
         return json_response(body, "no-cache")
