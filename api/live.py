@@ -58,6 +58,30 @@ class LiveEvent:
     data: str  # the record's JSON value, as the job wrote it
     after: tuple[tuple[Partition, int], ...]  # the reader's position after this event
     id: str  # `after`, encoded
+    wire: bytes  # the event as text/event-stream with that id, encoded once for every client that is caught up
+
+
+def sse(kind: str, event_id: str, data: str) -> bytes:
+    """One server-sent event (a `data:` line per line of the value)."""
+    lines = "".join(f"data: {line}\n" for line in data.splitlines() or [""])
+    return f"event: {kind}\nid: {event_id}\n{lines}\n".encode()
+
+
+KEEPALIVE = b": keep-alive\n\n"
+
+
+def wire_for(position: Position, batch: list[LiveEvent]) -> bytes:
+    """The events of `batch` a client at `position` has not had (advancing it), with the ids that resume it
+    exactly after each: the shared encoding when it is where the reader was, its own otherwise."""
+    parts = []
+    for event in batch:
+        tp = (event.topic, event.partition)
+        if event.offset < position.get(tp, 0):
+            continue
+        position[tp] = event.offset + 1
+        caught_up = tuple(sorted(position.items())) == event.after
+        parts.append(event.wire if caught_up else sse(event.kind, encode_position(position), event.data))
+    return b"".join(parts)
 
 
 class Subscription:
@@ -157,8 +181,8 @@ class LiveStream:
 
     def event(self, topic: str, partition: int, offset: int, value: bytes | None, after: Position) -> LiveEvent:
         frozen = tuple(sorted(after.items()))
-        return LiveEvent(topic, partition, offset, self.kinds[topic], (value or b"null").decode("utf-8", "replace"),
-                         frozen, encode_position(dict(frozen)))
+        kind, data, event_id = self.kinds[topic], (value or b"null").decode("utf-8", "replace"), encode_position(after)
+        return LiveEvent(topic, partition, offset, kind, data, frozen, event_id, sse(kind, event_id, data))
 
     # --- on the event loop ---
 
@@ -181,8 +205,9 @@ class LiveStream:
                 log.warning("live stream: a client fell %d events behind; it is disconnected and will catch up "
                             "when it reconnects", CLIENT_BACKLOG_EVENTS)
 
-    async def events(self, start: Position | None) -> AsyncIterator[tuple[LiveEvent, str]]:
-        """(event, its id for this client) from `start` (None: from now) on, each once."""
+    async def stream(self, start: Position | None, keepalive_s: float) -> AsyncIterator[bytes]:
+        """text/event-stream from `start` (None: from now) on, each event once; a comment line every
+        `keepalive_s` of silence, so that proxies keep the connection."""
         subscription = Subscription()
         self.subscriptions.add(subscription)  # before the snapshot: nothing published after it is missed
         snapshot = dict(self.position)
@@ -190,33 +215,29 @@ class LiveStream:
         try:
             if start is not None:
                 if all(position[tp] >= self.buffer_base.get(tp, 0) for tp in position):
-                    backlog = [e for e in self.buffer if e.offset < snapshot[e.topic, e.partition]]
-                    for event in backlog:
-                        if (found := self._advance(position, event)) is not None:
-                            yield event, found
+                    chunk = wire_for(position, [e for e in self.buffer if e.offset < snapshot[e.topic, e.partition]])
+                    if chunk:
+                        yield chunk
                 else:
-                    async for event in self._read_kafka(dict(position), snapshot):
-                        if (found := self._advance(position, event)) is not None:
-                            yield event, found
-            while (batch := await subscription.queue.get()) is not None:
+                    async for batch in self._read_kafka(dict(position), snapshot):
+                        if chunk := wire_for(position, batch):
+                            yield chunk
+            while True:
+                try:
+                    batch = await asyncio.wait_for(subscription.queue.get(), keepalive_s)
+                except TimeoutError:
+                    yield KEEPALIVE
+                    continue
+                if batch is None:
+                    return  # too far behind: the client reconnects with its last id and catches up
                 subscription.pending -= len(batch)
-                for event in batch:
-                    if (found := self._advance(position, event)) is not None:
-                        yield event, found
+                if chunk := wire_for(position, batch):
+                    yield chunk
         finally:
             self.subscriptions.discard(subscription)
 
-    @staticmethod
-    def _advance(position: Position, event: LiveEvent) -> str | None:
-        """The client's id after `event`, or None when it has had it already."""
-        tp = (event.topic, event.partition)
-        if event.offset < position.get(tp, 0):
-            return None
-        position[tp] = event.offset + 1
-        return event.id if tuple(sorted(position.items())) == event.after else encode_position(position)
-
-    async def _read_kafka(self, start: Position, until: Position) -> AsyncIterator[LiveEvent]:
-        """The events from `start` to `until` (exclusive), read by a reader of this client's own."""
+    async def _read_kafka(self, start: Position, until: Position) -> AsyncIterator[list[LiveEvent]]:
+        """The events from `start` to `until` (exclusive), in batches, read by a reader of this client's own."""
         from kafka import TopicPartition
 
         behind = {TopicPartition(*tp): offset for tp, offset in start.items() if offset < until[tp]}
@@ -241,7 +262,6 @@ class LiveStream:
                 return batch
 
             while any(read[tp] < until[tp] for tp in read if tp in until):
-                for event in await anyio.to_thread.run_sync(poll):
-                    yield event
+                yield await anyio.to_thread.run_sync(poll)
         finally:
             await anyio.to_thread.run_sync(consumer.close)

@@ -3,12 +3,13 @@ time ranges, cursors and Last-Event-IDs that only this API's own values pass, an
 
 from __future__ import annotations
 
+import json
 import os
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from api.live import LiveEvent, LiveStream, decode_position, encode_position
+from api.live import LiveEvent, decode_position, encode_position, sse, wire_for
 from api.params import decode_cursor, encode_cursor, keyword, page_size, time_range
 from api.problems import Problem
 from shared.keywords import MAX_KEYWORD_CHARS, extract_keywords, normalise_keyword
@@ -75,20 +76,32 @@ def test_positions_round_trip_and_a_foreign_id_is_refused():
 
 def event(offset: int, partition: int, after: dict) -> LiveEvent:
     frozen = tuple(sorted(after.items()))
-    return LiveEvent("a", partition, offset, "trend", "{}", frozen, encode_position(dict(frozen)))
+    event_id = encode_position(dict(frozen))
+    data = json.dumps({"n": offset})
+    return LiveEvent("a", partition, offset, "trend", data, frozen, event_id, sse("trend", event_id, data))
+
+
+def ids(chunk: bytes) -> list[str]:
+    return [line[4:] for line in chunk.decode().splitlines() if line.startswith("id: ")]
 
 
 def test_a_client_gets_each_event_once_and_an_id_that_resumes_exactly_where_it_is():
-    # The reader's order: a0 a0 b... (two partitions of topic "a"); the client resumed at a/0:1, a/1:0.
+    # The reader's order: a/0 offsets 0 and 1, then a/1 offset 0; the client resumed at a/0:1, a/1:0.
     stream = [event(0, 0, {("a", 0): 1, ("a", 1): 0}), event(1, 0, {("a", 0): 2, ("a", 1): 0}),
               event(0, 1, {("a", 0): 2, ("a", 1): 1})]
     position = {("a", 0): 1, ("a", 1): 0}
-    delivered = [(e.offset, e.partition, LiveStream._advance(position, e)) for e in stream]
-    assert delivered == [(0, 0, None), (1, 0, "a:0:2,a:1:0"), (0, 1, "a:0:2,a:1:1")]
-    # A client ahead of the reader in one partition (it resumed on another process) gets its own position.
+    chunk = wire_for(position, stream)
+    assert ids(chunk) == ["a:0:2,a:1:0", "a:0:2,a:1:1"] and position == {("a", 0): 2, ("a", 1): 1}
+    assert chunk == stream[1].wire + stream[2].wire  # caught up: the encoding shared by every such client
+    assert wire_for(position, stream) == b""  # nothing twice
+    # A client ahead of the reader in one partition (it resumed on another process) gets ids of its own.
     ahead = {("a", 0): 0, ("a", 1): 5}
-    assert LiveStream._advance(ahead, stream[0]) == "a:0:1,a:1:5"
-    assert LiveStream._advance(ahead, stream[2]) is None
+    assert ids(wire_for(ahead, stream)) == ["a:0:1,a:1:5", "a:0:2,a:1:5"]
+
+
+def test_an_event_is_one_sse_message_whatever_its_value_holds():
+    assert sse("trend", "a:0:1", '{"k": 1}') == b'event: trend\nid: a:0:1\ndata: {"k": 1}\n\n'
+    assert sse("anomaly", "a:0:2", "one\ntwo") == b"event: anomaly\nid: a:0:2\ndata: one\ndata: two\n\n"
 
 
 def test_api_settings_are_checked_like_the_rest(tmp_path, monkeypatch):
