@@ -16,7 +16,7 @@ from starlette.responses import JSONResponse, Response
 from api import health, params, problems
 from api.live import LiveStream, Position, decode_position
 from api.problems import Problem
-from api.store import CurrentTrends, History, iso
+from api.store import CurrentTrends, History
 from shared.settings import ConfigError, Settings
 
 JSON = "application/json"
@@ -104,9 +104,13 @@ TREND_COLUMNS = ("window_start, window_end, keyword, trend_rank AS rank, posts, 
                  "baseline_std, z, evidence, evidence_start, evidence_posts, evidence_expected, p_value, sample_uids")
 
 
+def dumps(body) -> bytes:
+    """JSON with the tables' UTC `timestamp`s as ISO 8601 with Z."""
+    return orjson.dumps(body, option=orjson.OPT_NAIVE_UTC | orjson.OPT_UTC_Z)
+
+
 def trend_row(row: dict) -> dict:
-    return {**row, "window_start": iso(row["window_start"]), "window_end": iso(row["window_end"]),
-            "evidence_start": iso(row["evidence_start"]), "sample_uids": orjson.loads(row["sample_uids"])}
+    return {**row, "sample_uids": orjson.loads(row["sample_uids"])}
 
 
 def json_response(body: bytes, cache_control: str, request: Request | None = None) -> Response:
@@ -180,7 +184,7 @@ def create_app(settings: Settings) -> FastAPI:
         body = {"items": [trend_row(row) for row in page],
                 "next_cursor": params.encode_cursor([last["window_end"], last["rank"], last["keyword"]])
                 if more else None}
-        return json_response(orjson.dumps(body), "no-cache")
+        return json_response(dumps(body), "no-cache")
 
     @app.get("/v1/keywords/{keyword}/series", response_model=SeriesBody, summary="A keyword's counts over time")
     async def keyword_series(request: Request, keyword: Annotated[str, Path(description="as typed: `#Tag` is "
@@ -204,8 +208,7 @@ def create_app(settings: Settings) -> FastAPI:
             "WHERE k.window_kind = %(kind)s AND k.source = '*' AND k.keyword = %(keyword)s "
             "AND k.window_start >= %(start)s AND k.window_start < %(end)s ORDER BY k.window_start",
             {"kind": kind, "keyword": word, "start": start, "end": end})
-        body = orjson.dumps({"keyword": word, "window": window, "points": [
-            {**row, "window_start": iso(row["window_start"]), "window_end": iso(row["window_end"])} for row in rows]})
+        body = dumps({"keyword": word, "window": window, "points": rows})
         # Every window of the kind is written to window_posts as it closes, in order: one that starts before `to`
         # and ends by the newest written is closed.
         frontier = await history.frontier(f"windows-{kind}", "SELECT max(window_end) AS frontier FROM "
@@ -242,9 +245,8 @@ def create_app(settings: Settings) -> FastAPI:
             "ORDER BY window_start, dimension, series LIMIT %(limit)s", values)
         page, more = rows[:size], len(rows) > size
         last = page[-1] if page else None
-        body = orjson.dumps({
-            "items": [{**row, "window_start": iso(row["window_start"]), "window_end": iso(row["window_end"])}
-                      for row in page],
+        body = dumps({
+            "items": page,
             "next_cursor": params.encode_cursor([last["window_start"], last["dimension"], last["series"]])
             if more else None})
         frontier = await history.frontier("volume", "SELECT max(window_end) AS frontier FROM volume_windows")

@@ -25,11 +25,6 @@ def iso_ms(ms: int | None) -> str | None:
     return None if ms is None else datetime.fromtimestamp(ms / 1000, UTC).isoformat().replace("+00:00", "Z")
 
 
-def iso(moment: datetime | None) -> str | None:
-    """A table's UTC `timestamp` as ISO 8601 with Z."""
-    return None if moment is None else moment.isoformat() + "Z"
-
-
 def trend_from_hash(keyword: str, fields: dict[str, str]) -> dict:
     trend = {"keyword": keyword}
     for name, value in fields.items():
