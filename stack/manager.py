@@ -98,7 +98,10 @@ def provision(settings: Settings, out=sys.stderr) -> None:
     kafka = Kafka(settings)
     kafka.secure()
     print(f"[kafka] SCRAM users and ACLs: {settings.kafka.producer_user} writes the posts topics, "
-          f"{settings.kafka.jobs_user} reads every topic and writes the jobs' outputs", file=out)
+          f"{settings.kafka.jobs_user} reads every topic and writes the jobs' outputs, {settings.kafka.api_user} "
+          "reads the outputs", file=out)
+    Redis(settings).secure()
+    print(f"[redis] {settings.redis.api_user} reads streampulse:* keys and writes nothing", file=out)
     created = kafka.create_topics()
     print(f"[kafka] topics: {', '.join(settings.kafka.topics)}" + (f" (created {len(created)})" if created else ""),
           file=out)

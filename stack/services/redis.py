@@ -8,6 +8,11 @@ from runtime import clients
 from stack.processes import ManagedProcess
 from stack.services.base import SupervisedService
 
+# The read API's user: StreamPulse's keys, read commands only (no KEYS, no admin, no writes); MULTI/EXEC so that
+# it reads the ranking and its window in one step. (docker-compose.yml passes the same rules on the command line.)
+API_USER_RULES = ("resetkeys", "~streampulse:*", "resetchannels", "-@all", "+@read", "+@connection", "+@transaction",
+                  "-@dangerous")
+
 
 class Redis(SupervisedService):
     name = "redis"
@@ -27,13 +32,17 @@ class Redis(SupervisedService):
             f"bind {rs.host}\nport {rs.port}\nprotected-mode yes\ndaemonize no\n"
             f"dir {self.home}\nappendonly yes\nsave \"\"\nloglevel notice\n"
             f"requirepass {rs.password.get_secret_value()}\n"
-            # The read API's user: StreamPulse's keys, read commands only (no KEYS, no admin, no writes); MULTI/EXEC
-            # so that it reads the ranking and its window in one step.
-            f"user {rs.api_user} on >{rs.api_password.get_secret_value()} resetkeys ~streampulse:* resetchannels "
-            "-@all +@read +@connection +@transaction -@dangerous\n"
+            f"user {rs.api_user} on >{rs.api_password.get_secret_value()} {' '.join(API_USER_RULES)}\n"
         )
         config.chmod(0o600)
         proc.start([shutil.which("redis-server"), str(config)])
+
+    def secure(self) -> None:
+        """The read API's user on the running server too (one started before it existed, or whose password
+        changed): the same rules as its config file, idempotent."""
+        rs = self.settings.redis
+        clients.redis(self.settings).execute_command("ACL", "SETUSER", rs.api_user, "reset", "on",
+                                                     f">{rs.api_password.get_secret_value()}", *API_USER_RULES)
 
     def ready(self) -> bool:
         return clients.redis(self.settings).ping()
