@@ -13,7 +13,10 @@ import socket
 import subprocess
 import sys
 import uuid
+from contextlib import contextmanager
 from datetime import UTC, datetime
+from itertools import pairwise
+from pathlib import Path
 from urllib.parse import quote
 
 import httpx
@@ -97,18 +100,17 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def api(settings, sample, tmp_path_factory):
-    """`streampulse api` on a free port, following the module's alert topics; its base URL."""
+@contextmanager
+def running_api(sample: dict, log: Path, workers: int = 1):
+    """`streampulse api --workers N` on a free port, following the module's alert topics; its base URL."""
     port = free_port()
     env = {**os.environ, "STREAMPULSE_API__ALERTS_TOPIC": sample["alerts"],
            "STREAMPULSE_API__ANOMALIES_TOPIC": sample["anomalies"],
            "STREAMPULSE_API__LAG_GROUPS": json.dumps([sample["group"]]),
            "STREAMPULSE_API__STREAM_BUFFER_EVENTS": "100"}
-    log = tmp_path_factory.mktemp("api") / "api.log"
     with log.open("w") as stderr:
-        process = subprocess.Popen([sys.executable, "-m", "stack.cli", "api", "--port", str(port)], cwd=PROJECT_ROOT,
-                                   env=env, stdout=subprocess.DEVNULL, stderr=stderr)
+        process = subprocess.Popen([sys.executable, "-m", "stack.cli", "api", "--port", str(port), "--workers",
+                                    str(workers)], cwd=PROJECT_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=stderr)
     base = f"http://127.0.0.1:{port}"
 
     def answers() -> bool:
@@ -123,6 +125,12 @@ def api(settings, sample, tmp_path_factory):
     finally:
         process.send_signal(signal.SIGINT)
         process.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def api(sample, tmp_path_factory):
+    with running_api(sample, tmp_path_factory.mktemp("api") / "api.log") as base:
+        yield base
 
 
 def get(base: str, path: str, **params) -> httpx.Response:
@@ -316,6 +324,25 @@ def test_the_live_stream_delivers_every_committed_alert_once_across_reconnects(s
         third.close()
     finally:
         producer.close()
+
+
+def test_two_worker_processes_resume_a_client_wherever_it_reconnects(settings, sample, tmp_path):
+    """Each worker follows the topics with a reader of its own; an id from one resumes exactly on the other."""
+    committed = len(read_topic(settings, sample["alerts"])) + len(read_topic(settings, sample["anomalies"]))
+    start = f"{sample['alerts']}:0:0,{sample['anomalies']}:0:0"
+    with running_api(sample, tmp_path / "api.log", workers=2) as base:
+        seen, last_id = [], start
+        while len(seen) < committed:  # three events per connection: each reconnect may land on either worker
+            stream = Events(base, last_id)
+            taken = stream.take(min(3, committed - len(seen)))
+            stream.close()
+            seen += taken
+            last_id = taken[-1][1]
+    assert len(seen) == committed
+    # Each id is a position past the one before it in one partition and equal in the others: nothing twice.
+    offsets = [[int(part.rsplit(":", 1)[1]) for part in event_id.split(",")] for _, event_id, _ in seen]
+    for before, after in pairwise(offsets):
+        assert all(b <= a for b, a in zip(before, after, strict=True)) and before != after
 
 
 def test_bad_parameters_get_one_problem_shape(settings, sample, api):
