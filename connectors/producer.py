@@ -26,7 +26,6 @@ import io
 import json
 import logging
 import os
-import signal
 import threading
 import time
 from collections import Counter as CountBy
@@ -37,6 +36,7 @@ from typing import Any, ClassVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
+from runtime.stop import StopFlag
 from shared.names import DELETES_TOPIC, DLQ_TOPIC, POSTS_TOPIC
 from shared.post import InvalidPost, RejectReason, SocialPost, encode, now_ms, parse_post
 from shared.settings import Settings
@@ -336,37 +336,6 @@ def _raw_text(payload: Any) -> dict[str, str]:
         return {"raw": bytes(payload).decode("utf-8"), "raw_encoding": "utf-8"}
     except UnicodeDecodeError:
         return {"raw": base64.b64encode(bytes(payload)).decode(), "raw_encoding": "base64"}
-
-
-class StopFlag:
-    """Set by SIGTERM/SIGINT so that the source loop ends between items, then flushes and saves."""
-
-    def __init__(self):
-        self.stopping = False
-        self._previous: dict[int, Any] = {}
-
-    def install(self) -> StopFlag:
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                self._previous[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def _handle(self, signum, _frame) -> None:
-        if self.stopping:  # a second signal: the user means it
-            raise KeyboardInterrupt
-        log.warning("%s received: flushing and saving the cursor", signal.Signals(signum).name)
-        self.stopping = True
-
-    def restore(self) -> None:
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
-
-    def sleep(self, seconds: float, sleep: Callable[[float], None] = time.sleep) -> None:
-        """Wait `seconds`, or less if a stop signal comes: sources wait through this between polls and
-        reconnects so that SIGTERM never waits out a long backoff."""
-        deadline = time.monotonic() + seconds
-        while (left := deadline - time.monotonic()) > 0 and not self.stopping:
-            sleep(min(left, 0.2))
 
 
 class EventTimePacer:

@@ -20,13 +20,13 @@ import io
 import logging
 import os
 import sys
-import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from urllib.parse import urlparse
 
 from runtime import clients
+from runtime.stop import StopFlag
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -216,11 +216,11 @@ def compact_and_report(settings: Settings, path: str | None) -> CompactionReport
     return report
 
 
-def compact_forever(settings: Settings, path: str | None, every_s: int) -> None:
-    """Compact every `every_s` seconds until interrupted."""
-    while True:
+def compact_forever(settings: Settings, path: str | None, every_s: int, stop: StopFlag) -> None:
+    """Compact every `every_s` seconds until `stop` is set (a run under way finishes first)."""
+    while not stop.stopping:
         compact_and_report(settings, path)
-        time.sleep(every_s)
+        stop.sleep(every_s)
 
 
 def _duration(seconds: float) -> str:

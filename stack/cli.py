@@ -149,10 +149,12 @@ def _lake(args, settings) -> int:
     from runtime import lake
 
     if args.watch:
-        try:
-            lake.compact_forever(settings, args.path, settings.deletions.compact_every_s)
-        except KeyboardInterrupt:
-            return 130
+        # A signal lets the run under way finish (a rewrite is never left half done); a second one interrupts.
+        from runtime.stop import StopFlag
+
+        stop = StopFlag("stopping after this compaction run").install()
+        lake.compact_forever(settings, args.path, settings.deletions.compact_every_s, stop)
+        return 130
     print(lake.compact_and_report(settings, args.path).line())
     return 0
 
