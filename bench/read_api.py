@@ -64,6 +64,7 @@ from pathlib import Path
 import httpx
 import orjson
 
+from bench import process_tree
 from runtime import clients
 from runtime.trend_cache import TrendPublisher, redis_options
 from shared.names import REDIS_CURRENT, REDIS_KEYWORD
@@ -228,25 +229,6 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def descendants(root: int) -> list[int]:
-    """`root` and every process below it, from /proc."""
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as stat:
-                    ppid = int(stat.read().rsplit(")", 1)[1].split()[1])
-                children.setdefault(ppid, []).append(int(entry))
-            except (OSError, IndexError, ValueError):
-                continue
-    found, stack = [], [root]
-    while stack:
-        pid = stack.pop()
-        found.append(pid)
-        stack.extend(children.get(pid, ()))
-    return found
-
-
 def status_kb(pid: int, name: str) -> int:
     try:
         with open(f"/proc/{pid}/status") as status:
@@ -310,7 +292,7 @@ class Api:
         raise RuntimeError(f"the API did not answer /v1/health within {ceiling_s:.0f}s ({last}):\n{self.tail()}")
 
     def pids(self) -> list[int]:
-        return descendants(self.process.pid) if self.process.poll() is None else []
+        return process_tree(self.process.pid) if self.process.poll() is None else []
 
     def peak_rss_kb(self) -> tuple[int, int]:
         """VmHWM of the server process (the `streampulse api` process with one worker), and the sum over the

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from bench import process_tree
 from runtime import clients
 from shared.settings import PROJECT_ROOT, load_settings
 
@@ -60,19 +61,8 @@ class Run:
 
 def _tree_rss(root: int) -> int:
     """Resident bytes of `root` and every descendant, from /proc."""
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as stat:
-                    ppid = int(stat.read().rsplit(")", 1)[1].split()[1])
-                children.setdefault(ppid, []).append(int(entry))
-            except (OSError, IndexError, ValueError):
-                continue
-    total, stack = 0, [root]
-    while stack:
-        pid = stack.pop()
-        stack.extend(children.get(pid, ()))
+    total = 0
+    for pid in process_tree(root):
         try:
             with open(f"/proc/{pid}/status") as status:
                 total += next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmRSS:"))
