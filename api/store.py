@@ -107,13 +107,14 @@ class History:
         async with self.pool.connection() as conn:
             return await (await conn.execute(query, params)).fetchall()
 
-    async def frontier(self, table: str, query: str) -> datetime | None:
-        """The end of the newest window a job wrote to `table`: every window ending by then is closed."""
-        read_at, value = self.frontiers.get(table, (0.0, None))
+    async def frontier(self, key: str, query: str) -> datetime | None:
+        """The end of the newest window a job wrote (`query` selects it as `frontier`; kept a few seconds under
+        `key`): every window ending by then is closed."""
+        read_at, value = self.frontiers.get(key, (0.0, None))
         if time.monotonic() - read_at > FRONTIER_TTL_S:
             found = await self.rows(query, {})
             value = found[0]["frontier"] if found else None
-            self.frontiers[table] = (time.monotonic(), value)
+            self.frontiers[key] = (time.monotonic(), value)
         return value
 
     def cached(self, key: tuple) -> bytes | None:
