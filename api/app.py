@@ -54,6 +54,11 @@ class Trend(BaseModel):
     evidence_expected: float | None = None
     p_value: float | None = None
     sample_uids: list[str]
+    sentiment: float | None = None  # the mean sentiment of the window's scored (English) posts with the keyword
+    negative_share: float | None = None
+    sentiment_posts: int = 0
+    usual_sentiment: float | None = None  # the keyword's usual mood; mood_change = sentiment − usual_sentiment
+    mood_change: float | None = None
 
 
 class CurrentBody(BaseModel):
@@ -101,7 +106,8 @@ class AnomalyPage(BaseModel):
 
 
 TREND_COLUMNS = ("window_start, window_end, keyword, trend_rank AS rank, posts, authors, baseline_mean, "
-                 "baseline_std, z, evidence, evidence_start, evidence_posts, evidence_expected, p_value, sample_uids")
+                 "baseline_std, z, evidence, evidence_start, evidence_posts, evidence_expected, p_value, sample_uids, "
+                 "sentiment, negative_share, sentiment_posts, usual_sentiment, mood_change")
 
 
 def dumps(body) -> bytes:

@@ -16,8 +16,10 @@ from shared.names import REDIS_CURRENT, REDIS_KEYWORD
 from shared.settings import Settings
 
 # Redis hash fields (runtime/trend_cache.py) by type; the rest are text.
-INT_FIELDS = ("window_start", "window_end", "rank", "posts", "authors", "evidence_start", "evidence_posts")
-FLOAT_FIELDS = ("baseline_mean", "baseline_std", "z", "evidence_expected", "p_value")
+INT_FIELDS = ("window_start", "window_end", "rank", "posts", "authors", "evidence_start", "evidence_posts",
+              "sentiment_posts")
+FLOAT_FIELDS = ("baseline_mean", "baseline_std", "z", "evidence_expected", "p_value", "sentiment", "negative_share",
+                "usual_sentiment", "mood_change")
 FRONTIER_TTL_S = 5.0
 
 

@@ -4,8 +4,9 @@
                            └ late ──────────────────────────────────────────────────────────┤
         ┌────────────────────────────────────────────────────────────────────────────────────┘
         └► Count and score (Python, one stage): keywords of each post, counts per minute, sliding windows,
-           EWMA z-scores, ranking ─► Postgres trends, Kafka trends.alerts (transactional), Redis;
-           top and watched keywords and totals ─► Postgres; every keyword's minute counts ─► the lake
+           EWMA z-scores, ranking, each trend's mood (sentiment, shared/enrich.py) ─► Postgres trends, Kafka
+           trends.alerts (transactional), Redis; top and watched keywords and totals ─► Postgres; every keyword's
+           minute counts ─► the lake
 
 The topic is read once and every post crosses into Python once, inside its minute's batch: the JVM keeps
 one list of posts per open minute (no per-keyword state), and Python counts a minute at a time
@@ -46,11 +47,13 @@ from shared.names import ALERTS_TOPIC, POSTS_TOPIC
 from shared.settings import Settings
 from shared.trends import (
     Baseline,
+    Mood,
     TrendDecision,
     TrendingSettings,
     WindowRow,
     advance,
     expired,
+    mood_step,
     observe,
     rank,
 )
@@ -59,10 +62,10 @@ SWEEP_EVERY_WINDOWS = 60  # how often (in sliding windows) the baselines past th
 TREND_ROW = Types.ROW_NAMED(
     ["window_start_ms", "window_end_ms", "keyword", "trend_rank", "posts", "authors", "baseline_mean",
      "baseline_std", "z", "sample_uids", "evidence", "evidence_start_ms", "evidence_posts", "evidence_expected",
-     "p_value"],
+     "p_value", "sentiment", "negative_share", "sentiment_posts", "usual_sentiment", "mood_change"],
     [Types.LONG(), Types.LONG(), Types.STRING(), Types.INT(), Types.LONG(), Types.LONG(),
      Types.DOUBLE(), Types.DOUBLE(), Types.DOUBLE(), Types.STRING(), Types.STRING(), Types.LONG(), Types.LONG(),
-     Types.DOUBLE(), Types.DOUBLE()])
+     Types.DOUBLE(), Types.DOUBLE(), Types.DOUBLE(), Types.DOUBLE(), Types.LONG(), Types.DOUBLE(), Types.DOUBLE()])
 KEYWORD_ROW = Types.ROW_NAMED(["window_kind", "window_start_ms", "window_end_ms", "keyword", "posts", "authors", "z"],
                               [Types.STRING(), Types.LONG(), Types.LONG(), Types.STRING(), Types.LONG(),
                                Types.LONG(), Types.DOUBLE()])
@@ -78,7 +81,8 @@ TOTALS = OutputTag("window-totals", TOTAL_ROW)
 LATE = OutputTag("late-posts", LATE_ROW)
 
 
-def publish_to_redis(publisher: TrendPublisher, ranked: list[tuple[int, TrendDecision]]) -> None:
+def publish_to_redis(publisher: TrendPublisher, ranked: list[tuple[int, TrendDecision]],
+                     moods: dict[str, Mood]) -> None:
     window_end = ranked[0][1].window_end_ms
     publisher.publish(window_end, [(d.keyword, round(d.z, 6)) for _, d in ranked], [
         (d.keyword, list(d.samples),
@@ -86,8 +90,16 @@ def publish_to_redis(publisher: TrendPublisher, ranked: list[tuple[int, TrendDec
           "authors": d.authors, "baseline_mean": round(d.expected, 6), "baseline_std": round(d.std, 6),
           "z": round(d.z, 6), "evidence": d.evidence, "evidence_start": d.evidence_start_ms,
           "evidence_posts": d.evidence_posts, "evidence_expected": round(d.evidence_expected, 6),
-          "p_value": d.p_value})
+          "p_value": d.p_value, **mood_fields(moods[d.keyword])})
         for position, d in ranked])
+
+
+def mood_fields(mood: Mood) -> dict:
+    """A trend's mood as Redis hash fields ("" where there is none: a hash field cannot be null)."""
+    def text(value):
+        return "" if value is None else round(value, 6)
+    return {"sentiment": text(mood.sentiment), "negative_share": text(mood.negative_share),
+            "sentiment_posts": mood.scored, "usual_sentiment": text(mood.usual), "mood_change": text(mood.change)}
 
 
 class CountAndScore(MinuteStage):
@@ -227,7 +239,7 @@ class CountAndScore(MinuteStage):
         start_ms, end_ms = (end - overlap) * tumble, end * tumble
         for source, posts in totals.items():
             yield TOTALS, Row("hop", start_ms, end_ms, source, posts)
-        decisions, updated = [], {}
+        decisions, updated, moods = [], {}, {}
         window_posts, min_posts, settings = totals[ALL_SOURCES], self.settings.min_posts, self.settings
         cache, stored = self.baseline_cache, self.baselines
         newest = minutes[-1] if minutes and minutes[-1].index == end - 1 else None  # the minute tests' minute
@@ -245,6 +257,8 @@ class CountAndScore(MinuteStage):
             else:
                 baseline, decision = observe(baseline, row, settings)
                 decisions.append(decision)
+                baseline, moods[keyword] = mood_step(baseline, end, count.scored, count.sentiment_sum,
+                                                     count.negative, settings)
             updated[keyword] = tuple(baseline)  # plain tuples pickle several times faster
         self.baselines.put_all(updated)
         self.baseline_cache = updated  # the next window holds mostly the same keywords
@@ -254,12 +268,14 @@ class CountAndScore(MinuteStage):
 
         ranked = rank(decisions, self.settings.top_n)
         if ranked:
-            publish_to_redis(self.redis, ranked)
+            publish_to_redis(self.redis, ranked, moods)
             self.trends_emitted.inc(len(ranked))
             for position, d in ranked:
+                mood = moods[d.keyword]
                 yield TRENDS, Row(d.window_start_ms, d.window_end_ms, d.keyword, position, d.posts, d.authors,
                                   d.expected, d.std, d.z, json.dumps(list(d.samples)), d.evidence,
-                                  d.evidence_start_ms, d.evidence_posts, d.evidence_expected, d.p_value)
+                                  d.evidence_start_ms, d.evidence_posts, d.evidence_expected, d.p_value,
+                                  mood.sentiment, mood.negative_share, mood.scored, mood.usual, mood.change)
         for d in watch_list(decisions, self.settings):
             yield KEYWORDS, Row("hop", start_ms, end_ms, d.keyword, d.posts, d.authors, d.z)
             _, written = progress.watched.get(d.keyword, (end, end - overlap - 1))

@@ -2,8 +2,9 @@
 
 The job hands its Python stage one batch of on-time posts per minute (and shard) of event time,
 gathered in the JVM (sql/flink/posts_by_minute.sql) and decoded (runtime/minute_stage.py). Here each batch
-becomes a `MinuteCounts`: per keyword the distinct posts, the set of distinct authors and the smallest and
-largest uid (a trend's sample posts), and the posts per source. A sliding window of `overlap` minutes is
+becomes a `MinuteCounts`: per keyword the distinct posts, the set of distinct authors, the smallest and
+largest uid (a trend's sample posts) and the sentiment of its scored posts (sum, count, negatives), and the
+posts per source. A sliding window of `overlap` minutes is
 then the sum of its minutes' posts (a post lives in one minute only) and the union of their author sets:
 exact, with no per-window state in the JVM.
 
@@ -17,6 +18,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+from shared.enrich import NEGATIVE_AT_MOST, sentiment
 from shared.keywords import extract_keywords
 from shared.post import SocialPost
 from shared.trends import TrendDecision, TrendingSettings
@@ -30,6 +32,9 @@ class KeywordCount:
     authors: set[str]
     first_uid: str  # the smallest uid: with last_uid, the trend's sample posts
     last_uid: str
+    scored: int = 0  # posts with a sentiment score (shared/enrich.py), their scores' sum, the negative ones
+    sentiment_sum: float = 0.0
+    negative: int = 0
 
 
 @dataclass
@@ -51,6 +56,9 @@ class MinuteCounts:
                 mine.authors |= theirs.authors
                 mine.first_uid = min(mine.first_uid, theirs.first_uid)
                 mine.last_uid = max(mine.last_uid, theirs.last_uid)
+                mine.scored += theirs.scored
+                mine.sentiment_sum += theirs.sentiment_sum
+                mine.negative += theirs.negative
         for source, posts in other.totals.items():
             self.totals[source] = self.totals.get(source, 0) + posts
         return self
@@ -71,7 +79,8 @@ class Progress:
 
 
 def count_posts(index: int, posts: Iterable[SocialPost]) -> MinuteCounts:
-    """Count one batch of posts; a re-sent copy (same uid) counts once, and a post once per keyword."""
+    """Count one batch of posts; a re-sent copy (same uid) counts once, and a post once per keyword, with its
+    sentiment score when it has one (shared/enrich.py: English posts)."""
     keywords: dict[str, KeywordCount] = {}
     totals: dict[str, int] = {}
     seen: set[str] = set()
@@ -81,10 +90,12 @@ def count_posts(index: int, posts: Iterable[SocialPost]) -> MinuteCounts:
             continue
         seen.add(uid)
         totals[post.source] = totals.get(post.source, 0) + 1
+        score = sentiment(post.text, post.langs)
+        negative = 1 if score is not None and score <= NEGATIVE_AT_MOST else 0
         for keyword in extract_keywords(post.text, post.hashtags, post.langs):
             count = keywords.get(keyword)
             if count is None:
-                keywords[keyword] = KeywordCount(1, {author}, uid, uid)
+                count = keywords[keyword] = KeywordCount(1, {author}, uid, uid)
             else:
                 count.posts += 1
                 count.authors.add(author)
@@ -92,6 +103,10 @@ def count_posts(index: int, posts: Iterable[SocialPost]) -> MinuteCounts:
                     count.first_uid = uid
                 elif uid > count.last_uid:
                     count.last_uid = uid
+            if score is not None:
+                count.scored += 1
+                count.sentiment_sum += score
+                count.negative += negative
     if seen:
         totals[ALL_SOURCES] = len(seen)
     return MinuteCounts(index, keywords, totals)
@@ -101,6 +116,9 @@ class WindowCount(NamedTuple):
     posts: int
     authors: int  # 0 below `min_posts` posts: no rule reads it there (see sliding_window)
     samples: tuple[str, ...]  # the smallest and the largest uid, once each; () below `min_posts`
+    scored: int = 0  # posts with a sentiment score, their sum, the negative ones (0 below `min_posts`)
+    sentiment_sum: float = 0.0
+    negative: int = 0
 
 
 def sliding_window(minutes: Sequence[MinuteCounts],
@@ -126,7 +144,9 @@ def sliding_window(minutes: Sequence[MinuteCounts],
         counts = [c for m in minutes if (c := m.keywords.get(keyword)) is not None]
         authors = counts[0].authors if len(counts) == 1 else set().union(*(c.authors for c in counts))
         window[keyword] = WindowCount(total, len(authors), _samples(min(c.first_uid for c in counts),
-                                                                    max(c.last_uid for c in counts)))
+                                                                    max(c.last_uid for c in counts)),
+                                      sum(c.scored for c in counts), sum(c.sentiment_sum for c in counts),
+                                      sum(c.negative for c in counts))
     return window, totals
 
 

@@ -147,6 +147,22 @@ class Baseline(NamedTuple):
     evidence_from: int | None = None  # the window whose newest minute began the current excursion of S
     evidence_posts: int = 0  # posts and expected posts in the minutes of that excursion
     evidence_expected: float = 0.0
+    mood: float = 0.0  # the usual mood: EWMA of the window means of sentiment (see `mood_step`)
+    mood_windows: int = 0  # windows in `mood`
+    mood_pending: tuple[tuple[int, float], ...] = ()  # (index, window mean) still inside the scoring window
+
+
+class Mood(NamedTuple):
+    """The sentiment around a keyword in one window (shared/enrich.py scores English posts only)."""
+
+    sentiment: float | None  # the mean score of the window's scored posts with the keyword; None: none scored
+    negative_share: float | None  # the share of those scored negative
+    scored: int  # how many were scored
+    usual: float | None  # the keyword's usual mood before this window; None: no history yet
+
+    @property
+    def change(self) -> float | None:
+        return None if self.sentiment is None or self.usual is None else self.sentiment - self.usual
 
 
 class TrendDecision(NamedTuple):
@@ -238,6 +254,29 @@ def observe(state: Baseline | None, row: WindowRow, settings: TrendingSettings) 
     if warm and row.posts >= settings.min_posts and row.authors >= settings.min_authors:
         decision = _evidence(decision, state, row, settings, minute_expected, dispersion)
     return _queued(state, row, settings), decision
+
+
+def mood_step(state: Baseline, window_index: int, scored: int, sentiment_sum: float, negative: int,
+              settings: TrendingSettings) -> tuple[Baseline, Mood]:
+    """The window's mood against the keyword's usual one, and the baseline with this window queued.
+
+    The usual mood is an EWMA (weight max(alpha, 1/n), like the counts' baseline) of the keyword's window means,
+    over the windows that have left the scoring window (`overlap` slides later), so that a window is never
+    compared with windows sharing its own minutes. Windows without a scored post are skipped, not counted as
+    neutral. The job calls it for every keyword with at least min_posts posts in the window (the ones that can
+    trend), so the usual mood is that of the windows in which the keyword was that frequent."""
+    mood, n, pending = state.mood, state.mood_windows, state.mood_pending
+    edge = window_index - settings.overlap
+    while pending and pending[0][0] <= edge:
+        n += 1
+        mood += max(settings.alpha, 1 / n) * (pending[0][1] - mood)
+        pending = pending[1:]
+    if not scored:
+        return state._replace(mood=mood, mood_windows=n, mood_pending=pending), Mood(None, None, 0,
+                                                                                     mood if n else None)
+    mean = sentiment_sum / scored
+    window = Mood(mean, negative / scored, scored, mood if n else None)
+    return state._replace(mood=mood, mood_windows=n, mood_pending=(*pending, (window_index, mean))), window
 
 
 def minute_count(row: WindowRow, settings: TrendingSettings) -> int:

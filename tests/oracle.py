@@ -9,9 +9,10 @@ import json
 from collections import defaultdict
 from dataclasses import dataclass
 
+from shared.enrich import NEGATIVE_AT_MOST, sentiment
 from shared.keyword_windows import watch_list
 from shared.keywords import extract_keywords
-from shared.trends import TrendingSettings, WindowRow, observe, rank
+from shared.trends import Mood, TrendingSettings, WindowRow, mood_step, observe, rank
 from shared.volume import VolumeSettings, still_expected
 from shared.volume import observe as observe_volume
 
@@ -48,6 +49,17 @@ def recompute(posts: list[dict], size_ms: int, slide_ms: int) -> dict:
 def window_decisions(posts: list[dict], settings: TrendingSettings) -> dict[int, list]:
     """window_end_ms -> the decision for every keyword of that sliding window, scored in window order as the
     job's scoring stage sees its windows."""
+    return scored_windows(posts, settings)[0]
+
+
+def scored_windows(posts: list[dict], settings: TrendingSettings) -> tuple[dict[int, list], dict[tuple, Mood]]:
+    """window_decisions, and (window_end_ms, keyword) -> the window's mood for every keyword with min_posts posts:
+    the sentiment of its posts recomputed here from each post's score (shared/enrich.py defines a post's score),
+    and the keyword's usual mood (shared/trends.py mood_step defines it)."""
+    scores = {}
+    for post in posts:
+        scores.setdefault(post["uid"], sentiment(post["text"], post["langs"]))
+    moods = {}
     size, slide = settings.hop_size_s * 1000, settings.hop_slide_s * 1000
     windows = sliding_windows(posts, size, slide)
     minutes = sliding_windows(posts, slide, slide)  # the newest minute of each window, for the minute tests
@@ -64,7 +76,19 @@ def window_decisions(posts: list[dict], settings: TrendingSettings) -> dict[int,
                         len(minutes.authors.get((newest, "*", keyword), ())))
         states[keyword], decision = observe(states.get(keyword), row, settings)
         decisions[start + size].append(decision)
-    return decisions
+        if len(uids) >= settings.min_posts:
+            scored = [scores[uid] for uid in uids if scores[uid] is not None]
+            states[keyword], moods[start + size, keyword] = mood_step(
+                states[keyword], row.window_index, len(scored), sum(scored),
+                sum(1 for score in scored if score <= NEGATIVE_AT_MOST), settings)
+    return decisions, moods
+
+
+def expected_trend_moods(posts: list[dict], settings: TrendingSettings, up_to_end_ms: int) -> dict[tuple, Mood]:
+    """(window_end_ms, keyword) -> Mood of every trend of a window ending by `up_to_end_ms`."""
+    decisions, moods = scored_windows(posts, settings)
+    return {(end, d.keyword): moods[end, d.keyword] for end, scored in decisions.items() if end <= up_to_end_ms
+            for _, d in rank(scored, settings.top_n)}
 
 
 def expected_trends(posts: list[dict], settings: TrendingSettings, up_to_end_ms: int) -> list[tuple]:

@@ -9,7 +9,7 @@ SELECT CAST(TO_TIMESTAMP_LTZ(window_start_ms, 3) AS TIMESTAMP(3)) AS window_star
        CAST(TO_TIMESTAMP_LTZ(window_end_ms, 3) AS TIMESTAMP(3)) AS window_end,
        keyword, trend_rank, posts, authors, baseline_mean, baseline_std, z, sample_uids, evidence,
        CAST(TO_TIMESTAMP_LTZ(evidence_start_ms, 3) AS TIMESTAMP(3)) AS evidence_start, evidence_posts,
-       evidence_expected, p_value
+       evidence_expected, p_value, sentiment, negative_share, sentiment_posts, usual_sentiment, mood_change
 FROM trend_rows;
 
 CREATE TABLE trends_sink (
@@ -17,7 +17,8 @@ CREATE TABLE trends_sink (
     trend_rank INT NOT NULL, posts BIGINT NOT NULL, authors BIGINT NOT NULL, baseline_mean DOUBLE NOT NULL,
     baseline_std DOUBLE NOT NULL, z DOUBLE NOT NULL, sample_uids STRING NOT NULL, evidence STRING NOT NULL,
     evidence_start TIMESTAMP(3) NOT NULL, evidence_posts BIGINT NOT NULL, evidence_expected DOUBLE NOT NULL,
-    p_value DOUBLE NOT NULL,
+    p_value DOUBLE NOT NULL, sentiment DOUBLE, negative_share DOUBLE, sentiment_posts BIGINT NOT NULL,
+    usual_sentiment DOUBLE, mood_change DOUBLE,
     PRIMARY KEY (window_end, keyword) NOT ENFORCED
 ) WITH (
     'connector' = 'jdbc', 'url' = '${jdbc_url}', 'table-name' = 'trends',
@@ -31,7 +32,8 @@ CREATE TABLE trend_alerts_sink (
     trend_rank INT NOT NULL, posts BIGINT NOT NULL, authors BIGINT NOT NULL, baseline_mean DOUBLE NOT NULL,
     baseline_std DOUBLE NOT NULL, z DOUBLE NOT NULL, sample_uids STRING NOT NULL, evidence STRING NOT NULL,
     evidence_start TIMESTAMP(3) NOT NULL, evidence_posts BIGINT NOT NULL, evidence_expected DOUBLE NOT NULL,
-    p_value DOUBLE NOT NULL
+    p_value DOUBLE NOT NULL, sentiment DOUBLE, negative_share DOUBLE, sentiment_posts BIGINT NOT NULL,
+    usual_sentiment DOUBLE, mood_change DOUBLE
 ) WITH (
     ${alerts_sink},
     'key.format' = 'raw',
@@ -89,7 +91,8 @@ INSERT INTO trends_sink SELECT * FROM ranked_trends;
 
 INSERT INTO trend_alerts_sink
 SELECT keyword, window_start, window_end, trend_rank, posts, authors, baseline_mean, baseline_std, z, sample_uids,
-       evidence, evidence_start, evidence_posts, evidence_expected, p_value
+       evidence, evidence_start, evidence_posts, evidence_expected, p_value, sentiment, negative_share,
+       sentiment_posts, usual_sentiment, mood_change
 FROM ranked_trends;
 
 INSERT INTO keyword_window_counts_sink

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import uuid
 from collections import Counter
-from datetime import UTC
+from datetime import UTC, datetime
 
 from connectors.producer import PostProducer
 from runtime import clients
@@ -25,7 +25,7 @@ from tests.integration.sinks import (
     read_keyword_counts,
     remove_lake,
 )
-from tests.oracle import expected_keyword_rows, expected_trends
+from tests.oracle import expected_keyword_rows, expected_trend_moods, expected_trends
 
 SAMPLE = PROJECT_ROOT / "connectors" / "samples" / "sample.jsonl"
 LABELS = PROJECT_ROOT / "connectors" / "samples" / "sample.labels.json"
@@ -80,6 +80,9 @@ def test_trending_job_counts_exactly_and_reports_the_burst(settings, kafka_topic
                               "evidence_posts FROM trends "
                               "WHERE window_end > %s AND window_start <= %s", (as_utc(first_ms), as_utc(last_ms))
                               ).fetchall()
+        moods = conn.execute("SELECT window_end, keyword, sentiment, negative_share, sentiment_posts, usual_sentiment, "
+                             "mood_change FROM trends WHERE window_end > %s AND window_start <= %s",
+                             (as_utc(first_ms), as_utc(last_ms))).fetchall()
     # Every trend, with its rank, counts, z and samples, is what the batch oracle derives from the raw posts.
     assert sorted((as_ms(end), k, r, n, a, round(z, 6), s, e, en) for end, k, r, n, a, z, s, e, en in scored) == \
         expected_trends(posts, trending, last_ms + trending.hop_size_s * 1000)
@@ -105,3 +108,27 @@ def test_trending_job_counts_exactly_and_reports_the_burst(settings, kafka_topic
     assert len(alerts) == len(trends)
     assert {a["keyword"] for a in alerts} == {t[2] for t in trends}
     assert any(a["keyword"] == "election" and a["z"] >= trending.z_threshold for a in alerts)
+
+    # Each trend's mood equals a recomputation from its window's posts (each English post's score, the mean,
+    # the negative share, the usual mood before the window), in Postgres, in the alerts and in Redis.
+    expected_moods = expected_trend_moods(posts, trending, last_ms + trending.hop_size_s * 1000)
+    assert {(as_ms(end), k) for end, k, *_ in moods} == set(expected_moods)
+    assert any(m.scored for m in expected_moods.values()) and any(m.usual is not None for m in expected_moods.values())
+    for end, keyword, mean, negative, scored, usual, change in moods:
+        mood = expected_moods[as_ms(end), keyword]
+        assert scored == mood.scored and close(mean, mood.sentiment) and close(negative, mood.negative_share), (
+            keyword, end, mood)
+        assert close(usual, mood.usual) and close(change, mood.change), (keyword, end, mood)
+    for alert in alerts:
+        mood = expected_moods[as_ms(datetime.fromisoformat(alert["window_end"])), alert["keyword"]]
+        assert alert["sentiment_posts"] == mood.scored and close(alert["sentiment"], mood.sentiment)
+        assert close(alert["mood_change"], mood.change)
+    mood = expected_moods[int(stored["window_end"]), "election"]
+    assert int(stored["sentiment_posts"]) == mood.scored
+    assert close(float(stored["sentiment"]) if stored["sentiment"] else None, mood.sentiment, places=6)
+    assert close(float(stored["mood_change"]) if stored["mood_change"] else None, mood.change, places=6)
+
+
+def close(value: float | None, expected: float | None, places: int = 9) -> bool:
+    """Equal up to float summation order (or both absent)."""
+    return (value is None) == (expected is None) and (value is None or abs(value - expected) <= 10 ** -places)
