@@ -85,6 +85,7 @@ class Thread:
     """The sessions of one root, in start order."""
 
     sessions: list[Conversation] = field(default_factory=list)
+    stale: list[int] = field(default_factory=list)  # starts of written sessions merged away: rows to delete
 
     def add(self, root: str, uid: str, author: str, source: str, time_ms: int, keywords, gap_ms: int
             ) -> tuple[Conversation, list[Conversation]] | None:
@@ -103,7 +104,46 @@ class Thread:
         absorbed = [s for s in touching if s is not keeper]
         for other in absorbed:
             keeper.absorb(other)
+            if other.written_start_ms is not None:
+                self.stale.append(other.written_start_ms)
         keeper.absorb(post)
         self.sessions = sorted((s for s in self.sessions if all(s is not a for a in absorbed)),
                                key=lambda s: s.start_ms)
         return keeper, absorbed
+
+    def review(self, clock_ms: int, gap_ms: int, keep_ms: int, min_posts: int) -> tuple[list, list[int]]:
+        """What to write now and when to look again, at `clock_ms` (every on-time post before it is in).
+
+        Writes, in order: ("delete", start) for a row that no longer holds a session (merged away, or its session
+        now starts earlier), ("upsert", session, closed) for a session with min_posts posts that changed or has just
+        closed. Wake-ups: the times at which an open session closes, or a closed one leaves the thread — kept until
+        clock ≥ end + keep_ms (2·gap + allowed lateness: a late post accepted while its time + gap + allowed
+        lateness > clock can only join a session that ends after its time − gap)."""
+        writes: list = [("delete", start) for start in self.stale]
+        self.stale.clear()
+        wake, kept = [], []
+        for session in self.sessions:
+            closed = session.closed(clock_ms, gap_ms)
+            if session.dirty or (closed and not session.written_closed):
+                if len(session.uids) >= min_posts:
+                    if session.written_start_ms is not None and session.written_start_ms != session.start_ms:
+                        writes.append(("delete", session.written_start_ms))
+                    writes.append(("upsert", session, closed))
+                    session.written_start_ms, session.written_closed = session.start_ms, closed
+                session.dirty = False
+            if not closed:
+                wake.append(session.end_ms + gap_ms)
+            elif session.end_ms + keep_ms > clock_ms:
+                wake.append(session.end_ms + keep_ms)
+            else:
+                continue  # past its allowed lateness: dropped (its row stays)
+            kept.append(session)
+        self.sessions = kept
+        return writes, wake
+
+
+def too_late(time_ms: int, clock_ms: int, settings: ConversationSettings) -> bool:
+    """A post that no session may take any more (Flink's rule for a session window [t, t + gap) with allowed
+    lateness): its window ended more than allowed_lateness_s before the clock."""
+    return time_ms + (settings.gap_s + settings.allowed_lateness_s) * 1000 <= clock_ms
+

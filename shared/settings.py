@@ -16,6 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from shared.conversations import ConversationSettings
 from shared.names import ALERTS_TOPIC, ANOMALIES_TOPIC
 from shared.trends import TrendingSettings
 from shared.volume import VolumeSettings
@@ -295,7 +296,8 @@ class ApiSettings(_Section):
     stream_buffer_events: Annotated[int, Field(ge=0, description="a whole number ≥ 0")] = 10_000
     # The consumer groups whose lag /v1/health reports (the jobs' default --group-id).
     lag_groups: list[str] = Field(default_factory=lambda: [f"streampulse-{job}" for job in
-                                                           ("trending", "volume", "archive", "deletions")])
+                                                           ("trending", "volume", "conversations", "archive",
+                                                            "deletions")])
 
     @model_validator(mode="after")
     def _default_page_within_cap(self):
@@ -325,6 +327,7 @@ class Settings(BaseSettings):
     flink: FlinkSettings = Field(default_factory=FlinkSettings)
     trending: TrendingSettings = Field(default_factory=TrendingSettings)
     volume: VolumeSettings = Field(default_factory=VolumeSettings)
+    conversations: ConversationSettings = Field(default_factory=ConversationSettings)
     deletions: DeletionsSettings = Field(default_factory=DeletionsSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
 

@@ -9,6 +9,7 @@ import json
 from collections import defaultdict
 from dataclasses import dataclass
 
+from shared.conversations import ConversationSettings
 from shared.enrich import NEGATIVE_AT_MOST, sentiment
 from shared.keyword_windows import watch_list
 from shared.keywords import extract_keywords
@@ -169,3 +170,33 @@ def expected_anomalies(posts: list[dict], settings: VolumeSettings, up_to_end_ms
                 anomalies.append((dimension, series, index * tumble, count, decision.direction, decision.severity,
                                   round(decision.z, 6)))
     return sorted(anomalies)
+
+
+def expected_conversations(posts: list[dict], settings: ConversationSettings) -> dict[tuple, tuple]:
+    """(root_uid, session_start_ms) -> (session_end_ms, posts, authors, sources, top keywords, root in session) of
+    every session with at least min_posts posts: each thread's posts (by reply_root, or the post's own uid) sorted
+    by time and split wherever two consecutive posts are gap_s or more apart."""
+    threads = defaultdict(dict)
+    for post in posts:
+        threads[post.get("reply_root") or post["uid"]].setdefault(post["uid"], post)
+    rows = {}
+    for root, members in threads.items():
+        ordered = sorted(members.values(), key=lambda p: (p["created_at"], p["uid"]))
+        sessions = [[ordered[0]]]
+        for post in ordered[1:]:
+            if post["created_at"] - sessions[-1][-1]["created_at"] < settings.gap_s * 1000:
+                sessions[-1].append(post)
+            else:
+                sessions.append([post])
+        for session in sessions:
+            if len(session) < settings.min_posts:
+                continue
+            keywords = defaultdict(int)
+            for post in session:
+                for keyword in set(extract_keywords(post["text"], post["hashtags"], post["langs"])):
+                    keywords[keyword] += 1
+            top = [[k, n] for k, n in sorted(keywords.items(), key=lambda kn: (-kn[1], kn[0]))[:settings.top_keywords]]
+            rows[root, session[0]["created_at"]] = (
+                session[-1]["created_at"], len(session), len({p["author_id"] for p in session}),
+                ",".join(sorted({p["source"] for p in session})), top, any(p["uid"] == root for p in session))
+    return rows

@@ -1,0 +1,85 @@
+"""The conversations job end to end: the bundled sample plus a crafted thread through a bounded run, and every
+session in PostgreSQL equal to the batch oracle's — gaps split a thread, a late reply joins two written sessions
+into one (the later row deleted), a reply to a root never seen is a conversation of its own."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from runtime import clients
+from shared.settings import PROJECT_ROOT
+from tests.integration.sinks import as_ms, produce
+from tests.integration.test_trending_job import SAMPLE
+from tests.oracle import expected_conversations
+
+MINUTE = 60_000
+
+
+def post(uid: str, at: int, author: str, text: str, root: str | None = None, source: str = "synthetic") -> dict:
+    return {"uid": uid, "source": source, "author_id": author, "text": text, "langs": ["en"], "created_at": at,
+            "ingested_at": at, "hashtags": [], "mentions": [], "links": [], "reply_parent": root,
+            "reply_root": root, "community": "", "schema_version": 1}
+
+
+def crafted_thread(start_ms: int) -> tuple[list[dict], dict]:
+    """Posts after the sample, in the order they are produced (one partition), and the late reply."""
+    t, root = start_ms, "test-conv:root"
+    on_time = [
+        post(root, t, "alice", "Launch day for the aurora camera #aurora"),
+        post("test-conv:r1", t + 1 * MINUTE, "bob", "The aurora camera looks great", root),
+        post("test-conv:r2", t + 3 * MINUTE, "carol", "Aurora camera preorders are sold out", root, "reddit"),
+        post("test-conv:orphan1", t + 5 * MINUTE, "dave", "Replying to a thread we never saw", "test-conv:unseen"),
+        post("test-conv:orphan2", t + 6 * MINUTE, "erin", "Same unseen thread, second reply", "test-conv:unseen"),
+        # 15 minutes after r2: a new session of the same thread (the gap is 10 minutes)
+        post("test-conv:r3", t + 18 * MINUTE, "bob", "Back to the aurora camera thread", root),
+        post("test-conv:r4", t + 20 * MINUTE, "frank", "Aurora camera firmware update is out", root, "mastodon"),
+        post("test-conv:later", t + 45 * MINUTE, "gina", "Something else entirely happening now"),
+    ]
+    # Far behind the watermark when it arrives (produced last), 7.5 minutes after r2 and before r3: it joins the
+    # two sessions, both already closed by then or about to be.
+    late = post("test-conv:late", t + 10 * MINUTE + 30_000, "hank", "Late reply bridging the aurora thread", root)
+    return on_time, late
+
+
+def test_sessions_equal_the_oracle_with_gaps_a_late_merge_and_an_unseen_root(settings, kafka_topic, dlq_topic):
+    sample = [json.loads(line) for line in SAMPLE.read_text().splitlines()]
+    start = max(p["created_at"] for p in sample) // MINUTE * MINUTE + 5 * MINUTE
+    on_time, late = crafted_thread(start)
+    # the late reply bridges the two sessions: less than the gap after r2 and before r3
+    gap = settings.conversations.gap_s * 1000
+    r2, r3 = on_time[2]["created_at"], on_time[5]["created_at"]
+    assert late["created_at"] - r2 < gap and r3 - late["created_at"] < gap <= r3 - r2
+    ordered = [*sample, *on_time, late]
+    expected = expected_conversations(ordered, settings.conversations)
+    without_late = expected_conversations([*sample, *on_time], settings.conversations)
+    roots = sorted({p.get("reply_root") or p["uid"] for p in ordered})
+    with clients.postgres(settings, "writer") as conn:  # these threads belong to this test
+        conn.execute("DELETE FROM conversations WHERE root_uid = ANY(%s)", (roots,))
+
+    produce(settings, dlq_topic, kafka_topic, ordered)  # one partition, in this order: the late reply last
+    result = subprocess.run([sys.executable, "-m", "stack.cli", "run", "conversations", "--", "--bounded", "--topic",
+                             dlq_topic, "--group-id", f"test-conversations-{dlq_topic}"],
+                            cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+    with clients.postgres(settings, "reader") as conn:
+        rows = conn.execute("SELECT root_uid, session_start, session_end, posts, authors, sources, top_keywords, "
+                            "root_in_session, is_open FROM conversations WHERE root_uid = ANY(%s)", (roots,)
+                            ).fetchall()
+    stored = {(root, as_ms(start_at)): (as_ms(end_at), posts, authors, sources, json.loads(top), in_session)
+              for root, start_at, end_at, posts, authors, sources, top, in_session, _ in rows}
+    assert not [r for r in rows if r[-1]], "every session of a finished bounded run is closed"
+    assert stored == expected, {k: (stored.get(k), expected.get(k)) for k in set(stored) ^ set(expected)
+                                or [k for k in stored if stored[k] != expected.get(k)]}
+
+    # What the crafted thread shows: without the late reply two sessions, with it one of six posts from 'start'.
+    root = "test-conv:root"
+    assert sorted(k[1] for k in without_late if k[0] == root) == [start, r3]
+    assert [k[1] for k in stored if k[0] == root] == [start]
+    assert stored[root, start][:3] == (on_time[6]["created_at"], 6, 5)
+    assert stored[root, start][3] == "mastodon,reddit,synthetic" and stored[root, start][5] is True
+    assert stored["test-conv:unseen", on_time[3]["created_at"]][1:3] == (2, 2)
+    assert stored["test-conv:unseen", on_time[3]["created_at"]][5] is False
+    assert sum(1 for root_uid, _ in stored if root_uid.startswith("synthetic:")) >= 10  # the sample's own threads
