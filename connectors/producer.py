@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import abc
 import base64
+import dataclasses
 import hashlib
 import io
 import json
@@ -37,11 +38,13 @@ from typing import Any, ClassVar
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 from runtime.stop import StopFlag
+from shared.enrich import detect_language
 from shared.names import DELETES_TOPIC, DLQ_TOPIC, POSTS_TOPIC
 from shared.post import InvalidPost, RejectReason, SocialPost, encode, now_ms, parse_post
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
+DETECTS_LANGUAGES = frozenset({"bluesky", "reddit", "mastodon"})  # the live sources (see PostProducer)
 
 EVENT_TIME_HEADER = "created_at"  # epoch millis as decimal text: the post's event time
 LATENCY_SAMPLE_EVERY = 64  # timing every send costs more than the send; one in 64 is plenty for a histogram
@@ -132,6 +135,8 @@ class ProducerMetrics:
         self.lag = Gauge("source_lag_seconds", "now − created_at of the last post sent", ["source"], **kw)
         self.clamped = Counter("posts_clamped", "Posts whose created_at was later than their ingestion, set to it",
                                ["source"], **kw)
+        self.languages = Counter("languages_detected", "Posts without a language given one by detection",
+                                 ["source", "language"], **kw)
 
     def serve(self, port: int, addr: str = "127.0.0.1") -> None:
         start_http_server(port, addr=addr, registry=self.registry)
@@ -174,13 +179,17 @@ class PostProducer:
     def __init__(self, settings: Settings, source: str, *, topic: str = POSTS_TOPIC, dlq_topic: str = DLQ_TOPIC,
                  deletes_topic: str = DELETES_TOPIC, metrics: ProducerMetrics | None = None,
                  max_in_flight_bytes: int = 32 * 1024 * 1024,
-                 linger_ms: int = 20, batch_size: int = 256 * 1024, now: Callable[[], int] = now_ms):
+                 linger_ms: int = 20, batch_size: int = 256 * 1024, now: Callable[[], int] = now_ms,
+                 detect_languages: bool | None = None):
         from kafka import KafkaProducer
         from kafka.errors import KafkaTimeoutError
 
         from runtime.clients import ServiceUnavailable
 
         self.source, self.topic, self.dlq_topic, self.deletes_topic = source, topic, dlq_topic, deletes_topic
+        # A live source's post without a language gets the detected one (shared/enrich.py), once, here: Kafka, the
+        # lake and every job then agree on it. Replayed and synthetic posts are published as recorded.
+        self.detect_languages = source in DETECTS_LANGUAGES if detect_languages is None else detect_languages
         self.metrics = metrics or ProducerMetrics()
         self.summary = ProduceSummary()
         self._now = now
@@ -220,6 +229,11 @@ class PostProducer:
         except InvalidPost as exc:
             self.reject(payload, exc.reason, exc.detail, uid_hint=uid_hint)
             return None
+        if self.detect_languages and not post.langs:
+            detected = detect_language(post.text)
+            if detected:
+                post = dataclasses.replace(post, langs=(detected,))
+                self.metrics.languages.labels(self.source, detected).inc()
         self.send(post)
         return post
 

@@ -22,8 +22,8 @@ import re
 
 SENTIMENT_LANGUAGES = frozenset({"en"})  # what VADER's lexicon covers
 NEGATIVE_AT_MOST = -0.05  # VADER's threshold: a compound score at or below it is negative
-MIN_LETTERS = 12  # fewer letters than this (after links, mentions and tags are gone) and no language is guessed
-MIN_LANGUAGE_PROBABILITY = 0.8  # py3langid's normalised probability of its best language
+MIN_LETTERS = 20  # fewer letters than this (after links, mentions and tags are gone) and no language is guessed
+MIN_LANGUAGE_PROBABILITY = 0.5  # py3langid's normalised probability of its best language (bench/enrichment.py)
 
 _NOT_LANGUAGE = re.compile(r"https?://\S+|www\.\S+|[@#]\w[\w.\-]*", re.UNICODE)
 _URL = re.compile(r"https?://\S+|www\.\S+")

@@ -140,6 +140,8 @@ def test_real_shaped_items_deletions_and_edits_reach_kafka_once(settings, kafka_
     comments[2] = real_comment("c2", "python", now + 2.5, link="t3_s1", parent="t1_c0",
                                author="a_poem_for_your_sprog", body="ode to u/a_poem_for_your_sprog")
     comments[3] = older(comments[3])
+    comments[4] = real_comment("c4", "python", now + 4.5, link="t3_s1", author="talker0",
+                               body="Ich habe heute endlich verstanden, wie die Generatoren in Python funktionieren.")
     comments[5] = real_comment("c5", "python", now + 5.5, link="t3_s1", body="[removed]", author="[deleted]")
     fake = FakeReddit({"/r/python/new": subs, "/r/python/comments": comments}, initial_reveal=100)
     url = fake.start()
@@ -180,6 +182,9 @@ def test_real_shaped_items_deletions_and_edits_reach_kafka_once(settings, kafka_
     assert by_uid["t3_s3"].links == ("https://www.reddit.com/jobs", "https://github.com/x/keeping_reddit")
     assert by_uid["t1_c2"].mentions == ("a_poem_for_your_sprog",)
     assert by_uid["t1_c3"].author_id == "u/talker3" and first.author_fallbacks == 1
+    # Reddit gives no language: the producer detects it where the text says enough (shared/enrich.py)
+    assert by_uid["t1_c4"].langs == ("de",)
+    assert by_uid["t1_c6"].langs == () and by_uid["t3_s2"].langs == ()  # too few letters to tell
     assert all(p.author_id.startswith("t2_") for uid, p in by_uid.items() if uid != "t1_c3")
 
 
