@@ -105,6 +105,23 @@ class AnomalyPage(BaseModel):
     next_cursor: str | None
 
 
+class Conversation(BaseModel):
+    root_uid: str  # the thread's root post (a reply's reply_root, or the post itself)
+    session_start: str
+    session_end: str
+    posts: int
+    authors: int
+    sources: list[str]
+    top_keywords: list[tuple[str, int]]
+    root_in_session: bool
+    is_open: bool  # still open: a post within conversations.gap_s of its end would extend it
+
+
+class ConversationPage(BaseModel):
+    items: list[Conversation]
+    next_cursor: str | None
+
+
 TREND_COLUMNS = ("window_start, window_end, keyword, trend_rank AS rank, posts, authors, baseline_mean, "
                  "baseline_std, z, evidence, evidence_start, evidence_posts, evidence_expected, p_value, sample_uids, "
                  "sentiment, negative_share, sentiment_posts, usual_sentiment, mood_change")
@@ -113,6 +130,11 @@ TREND_COLUMNS = ("window_start, window_end, keyword, trend_rank AS rank, posts, 
 def dumps(body) -> bytes:
     """JSON with the tables' UTC `timestamp`s as ISO 8601 with Z."""
     return orjson.dumps(body, option=orjson.OPT_NAIVE_UTC | orjson.OPT_UTC_Z)
+
+
+def conversation_row(row: dict) -> dict:
+    return {**row, "sources": row["sources"].split(",") if row["sources"] else [],
+            "top_keywords": orjson.loads(row["top_keywords"])}
 
 
 def trend_row(row: dict) -> dict:
@@ -260,6 +282,35 @@ def create_app(settings: Settings) -> FastAPI:
             history.keep(key, body)
             return json_response(body, IMMUTABLE, request)
         return json_response(body, "no-cache")
+
+    @app.get("/v1/conversations", response_model=ConversationPage, summary="Hot conversations (PostgreSQL)")
+    async def conversations(start: Annotated[datetime | None, Query(alias="from", description="start (inclusive); "
+                                                                    "default: `to` minus 1 h")] = None,
+                            end: To = None,
+                            min_posts: Annotated[int, Query(ge=1, description="at least this many posts")] = 2,
+                            limit: Limit = None, cursor: Cursor = None) -> Response:
+        """The conversations (a thread's session windows, jobs/conversations.py) active in [from, to) — ending at
+        or after `from`, starting before `to` — the busiest first (posts, then root uid and start). Open sessions
+        grow, so the answer is not cached."""
+        start, end = params.time_range(api, start, end, default_hours=1)
+        size = params.page_size(api, limit)
+        after = params.decode_cursor(cursor, (int, str, datetime))
+        where = ["session_end >= %(start)s", "session_start < %(end)s", "posts >= %(min_posts)s"]
+        values = {"start": start, "end": end, "min_posts": min_posts, "limit": size + 1}
+        if after:
+            where.append("(posts < %(c_posts)s OR (posts = %(c_posts)s AND (root_uid, session_start) > "
+                         "(%(c_root)s, %(c_start)s)))")
+            values |= {"c_posts": after[0], "c_root": after[1], "c_start": after[2]}
+        rows = await history.rows(
+            "SELECT root_uid, session_start, session_end, posts, authors, sources, top_keywords, root_in_session, "
+            f"is_open FROM conversations WHERE {' AND '.join(where)} "
+            "ORDER BY posts DESC, root_uid, session_start LIMIT %(limit)s", values)
+        page, more = rows[:size], len(rows) > size
+        last = page[-1] if page else None
+        body = {"items": [conversation_row(row) for row in page],
+                "next_cursor": params.encode_cursor([last["posts"], last["root_uid"], last["session_start"]])
+                if more else None}
+        return json_response(dumps(body), "no-cache")
 
     @app.get("/v1/health", summary="The stores, the jobs and their consumer lag")
     async def health_report() -> JSONResponse:

@@ -18,10 +18,11 @@ def utc_naive(moment: datetime) -> datetime:
     return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
 
 
-def time_range(api: ApiSettings, start: datetime | None, end: datetime | None) -> tuple[datetime, datetime]:
-    """[from, to) in UTC: `to` defaults to now, `from` to `default_range_hours` before `to`."""
+def time_range(api: ApiSettings, start: datetime | None, end: datetime | None,
+               default_hours: float | None = None) -> tuple[datetime, datetime]:
+    """[from, to) in UTC: `to` defaults to now, `from` to `default_hours` (`default_range_hours`) before `to`."""
     end = utc_naive(end) if end else datetime.now(UTC).replace(tzinfo=None)
-    start = utc_naive(start) if start else end - timedelta(hours=api.default_range_hours)
+    start = utc_naive(start) if start else end - timedelta(hours=default_hours or api.default_range_hours)
     if start >= end:
         raise Problem(400, f"from ({start.isoformat()}) must be before to ({end.isoformat()})", parameter="from")
     if end - start > timedelta(days=api.max_range_days):

@@ -52,12 +52,15 @@ def run(settings: Settings, sample: Path = SAMPLE) -> int:
     first = min(p["created_at"] for p in posts)
     with clients.postgres(settings, "reader") as conn:
         rows = conn.execute(
-            "SELECT window_end, trend_rank, keyword, posts, authors, baseline_mean, z FROM trends "
-            "WHERE window_end > to_timestamp(%s / 1000.0) AT TIME ZONE 'UTC' ORDER BY window_end, trend_rank",
+            "SELECT window_end, trend_rank, keyword, posts, authors, baseline_mean, z, sentiment, mood_change "
+            "FROM trends WHERE window_end > to_timestamp(%s / 1000.0) AT TIME ZONE 'UTC' "
+            "ORDER BY window_end, trend_rank",
             (first,)).fetchall()
-    print(f"\n{'window end (UTC)':<20}{'rank':>5}  {'keyword':<16}{'posts':>6}{'authors':>8}{'expected':>9}{'z':>7}")
-    for end, position, keyword, count, authors, mean, z in rows:
-        print(f"{end:%Y-%m-%d %H:%M}{position:>6}  {keyword:<16}{count:>6}{authors:>8}{mean:>9.1f}{z:>7.1f}")
+    print(f"\n{'window end (UTC)':<20}{'rank':>5}  {'keyword':<16}{'posts':>6}{'authors':>8}{'expected':>9}{'z':>7}"
+          f"{'mood':>7}{'vs usual':>9}")
+    for end, position, keyword, count, authors, mean, z, mood, change in rows:
+        print(f"{end:%Y-%m-%d %H:%M}{position:>6}  {keyword:<16}{count:>6}{authors:>8}{mean:>9.1f}{z:>7.1f}"
+              f"{_signed(mood):>7}{_signed(change):>9}")
     current = clients.redis(settings).zrevrange(REDIS_CURRENT, 0, -1, withscores=True)
     print(f"\nRedis {REDIS_CURRENT}: " + (", ".join(f"{k} (z {s:.1f})" for k, s in current) or "empty"))
     pg = settings.postgres
@@ -67,3 +70,8 @@ def run(settings: Settings, sample: Path = SAMPLE) -> int:
           f"alerts on Kafka topic trends.alerts (read_committed); `streampulse produce synthetic --help` for more "
           f"data; `streampulse stack status`.", file=sys.stderr)
     return 0
+
+
+def _signed(value: float | None) -> str:
+    """A sentiment or its change (VADER compound, -1..1); '–' where no English post was scored."""
+    return "–" if value is None else f"{value:+.2f}"

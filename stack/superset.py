@@ -9,8 +9,9 @@ with config/superset-constraints.txt): it pins its own Flask, SQLAlchemy, pandas
 not meet the Flink venv's. Its metadata is SQLite in superset.home (default <state>/superset); it reads
 PostgreSQL as the read-only role. `up` runs `superset db upgrade`, creates the admin user (or resets its
 password to the configured one), runs `superset init` once per metadata database, serves with gunicorn on
-superset.host:port, and imports the bundle through the REST API: the database, datasets on the four views
-of sql/migrations/0005_dashboards.sql, six charts and the Trends and Volume & Health dashboards.
+superset.host:port, and imports the bundle through the REST API: the database, datasets on the six views
+of sql/migrations/0005_dashboards.sql and 0013_enrichment.sql, eight charts and the Trends and Volume & Health
+dashboards.
 
 Secrets: superset.secret_key and superset.admin_password (STREAMPULSE_SUPERSET__SECRET_KEY,
 STREAMPULSE_SUPERSET__ADMIN_PASSWORD). For local use `up` generates both into <state>/credentials.env when

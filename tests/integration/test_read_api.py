@@ -30,7 +30,7 @@ from shared.settings import PROJECT_ROOT
 from stack.processes import wait_until
 from tests.integration.conftest import fresh_topic, read_topic
 from tests.integration.sinks import as_ms, as_utc, produce
-from tests.oracle import expected_keyword_rows, expected_trends
+from tests.oracle import expected_conversations, expected_keyword_rows, expected_trends
 
 SAMPLE = PROJECT_ROOT / "connectors" / "samples" / "sample.jsonl"
 VOLUME_START = 1_793_534_400_000  # 2026-11-01T12:00:00Z, the sample's start too (other tables)
@@ -68,6 +68,8 @@ def sample(settings):
                          (as_utc(VOLUME_START), volume_end))
         conn.execute("DELETE FROM volume_outages WHERE outage_start >= %s AND outage_start < %s",
                      (as_utc(VOLUME_START), volume_end))
+        conn.execute("DELETE FROM conversations WHERE root_uid = ANY(%s)",
+                     (sorted({p["reply_root"] or p["uid"] for p in posts}),))
     redis = clients.redis(settings)
     redis.delete(REDIS_CURRENT, REDIS_CURRENT + ":meta", *redis.keys(REDIS_KEYWORD + "*"))
 
@@ -79,6 +81,7 @@ def sample(settings):
         produce(settings, posts_topic, dlq, posts)
         run_job("trending", "--topic", posts_topic, "--alerts-topic", alerts, "--group-id", f"test-{posts_topic}",
                 "--counts-path", f"s3://{settings.minio.bucket}/test-api-{uuid.uuid4().hex[:8]}/keyword_counts")
+        run_job("conversations", "--topic", posts_topic, "--group-id", f"test-conversations-{posts_topic}")
         config = synthetic.SyntheticConfig(
             seed=31, start_ms=VOLUME_START, duration_s=VOLUME_MINUTES * 60, rate=8.0,
             sources={"bluesky": 5, "reddit": 3, "mastodon": 2},
@@ -166,6 +169,14 @@ def test_trends_history_equals_the_table_and_the_oracle(settings, sample, api):
     assert sorted((as_ms(parse(i["window_end"])), i["keyword"], i["rank"], i["posts"],
                    i["authors"], round(i["z"], 6), json.dumps(i["sample_uids"]), i["evidence"], i["evidence_posts"])
                   for i in items) == oracle
+
+    # Each trend's mood, as the table holds it.
+    with clients.postgres(settings, "reader") as conn:
+        moods = conn.execute("SELECT sentiment, negative_share, sentiment_posts, usual_sentiment, mood_change "
+                             "FROM trends WHERE window_end >= %s AND window_end < %s ORDER BY window_end, trend_rank, "
+                             "keyword", (as_utc(sample["first_ms"]), as_utc(sample["last_ms"]))).fetchall()
+    assert [(i["sentiment"], i["negative_share"], i["sentiment_posts"], i["usual_sentiment"], i["mood_change"])
+            for i in items] == [tuple(m) for m in moods] and any(m[2] for m in moods)
 
     # `#Aurora` is the hashtag the jobs count as `#aurora`; `Election` the word `election`.
     for typed, counted in (("#Aurora", "#aurora"), ("Election", "election")):
@@ -345,6 +356,20 @@ def test_two_worker_processes_resume_a_client_wherever_it_reconnects(settings, s
         assert all(b <= a for b, a in zip(before, after, strict=True)) and before != after
 
 
+def test_conversations_list_the_sessions_busiest_first_page_by_page(settings, sample, api):
+    span = {"from": z(sample["first_ms"]), "to": z(sample["last_ms"] + 1)}
+    items, pages = all_pages(api, "/v1/conversations", **span, limit=4)
+    oracle = expected_conversations(sample["posts"], settings.conversations)
+    assert len(items) == len(oracle) > 4 and pages == len(oracle) // 4 + 1
+    assert [i["posts"] for i in items] == sorted((i["posts"] for i in items), reverse=True)
+    assert {(i["root_uid"], as_ms(parse(i["session_start"]))): (
+        as_ms(parse(i["session_end"])), i["posts"], i["authors"], ",".join(i["sources"]),
+        [list(k) for k in i["top_keywords"]], i["root_in_session"]) for i in items} == oracle
+    assert not any(i["is_open"] for i in items)
+    busy, _ = all_pages(api, "/v1/conversations", **span, min_posts=3)
+    assert busy == [i for i in items if i["posts"] >= 3]
+
+
 def test_bad_parameters_get_one_problem_shape(settings, sample, api):
     cases = [("/v1/trends", {"from": "2026-11-03T00:00:00Z", "to": "2026-11-02T00:00:00Z"}, 400, "from"),
              ("/v1/trends", {"from": "2026-01-01T00:00:00Z", "to": "2026-11-02T00:00:00Z"}, 400, "from"),
@@ -354,7 +379,8 @@ def test_bad_parameters_get_one_problem_shape(settings, sample, api):
              ("/v1/trends", {"keyword": "x" * 500}, 400, "keyword"),
              ("/v1/anomalies", {"severity": "apocalyptic"}, 422, "severity"),
              ("/v1/keywords/%23/series", {}, 400, "keyword"),
-             ("/v1/keywords/aurora/series", {"window": "7m"}, 422, "window")]
+             ("/v1/keywords/aurora/series", {"window": "7m"}, 422, "window"),
+             ("/v1/conversations", {"min_posts": "0"}, 422, "min_posts")]
     for path, params, status, parameter in cases:
         response = httpx.get(api + path, params=params, timeout=30)
         assert response.status_code == status, (path, params, response.text)
@@ -369,7 +395,7 @@ def test_bad_parameters_get_one_problem_shape(settings, sample, api):
     # The OpenAPI document describes every route.
     paths = httpx.get(api + "/openapi.json", timeout=30).json()["paths"]
     assert {"/v1/trends/current", "/v1/trends", "/v1/keywords/{keyword}/series", "/v1/anomalies", "/v1/health",
-            "/v1/stream/trends"} <= set(paths)
+            "/v1/stream/trends", "/v1/conversations"} <= set(paths)
 
 
 @pytest.mark.parametrize("key", ["STREAMPULSE_POSTGRES__READER_PASSWORD", "STREAMPULSE_KAFKA__API_PASSWORD",

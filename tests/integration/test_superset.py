@@ -1,5 +1,6 @@
-"""Superset end to end: bounded runs of the trending and volume jobs fill PostgreSQL; `streampulse superset
-up` installs Superset into its own venv when needed and imports the bundle into a fresh metadata database;
+"""Superset end to end: bounded runs of the trending, volume and conversations jobs fill PostgreSQL;
+`streampulse superset up` installs Superset into its own venv when needed and imports the bundle into a fresh
+metadata database;
 every chart's data comes back through Superset's API with rows; and the Trends and Volume & Health
 dashboards, opened in headless Chromium (Debian's), render every chart and none in an error state. The
 screenshots are saved under test-artifacts/."""
@@ -42,7 +43,8 @@ def free_port() -> int:
 @pytest.fixture
 def filled_postgres(settings, kafka_topic, dlq_topic):
     """The sample, a late copy of its first post and two malformed posts through bounded runs of the
-    trending and volume jobs (posts on the single-partition dlq_topic, dead letters on kafka_topic)."""
+    trending, volume and conversations jobs (posts on the single-partition dlq_topic, dead letters on
+    kafka_topic)."""
     from kafka.admin import NewTopic
 
     from connectors import synthetic
@@ -70,7 +72,8 @@ def filled_postgres(settings, kafka_topic, dlq_topic):
                                   dlq_topic, *extra, "--group-id", f"test-{job}-{dlq_topic}"],
                                  cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
                 for job, extra in (("trending", ["--alerts-topic", outputs]),
-                                   ("volume", ["--anomalies-topic", outputs, "--dlq-topic", kafka_topic]))]
+                                   ("volume", ["--anomalies-topic", outputs, "--dlq-topic", kafka_topic]),
+                                   ("conversations", []))]
         for run in runs:
             _, stderr = run.communicate(timeout=900)
             assert run.returncode == 0, stderr[-3000:]

@@ -14,7 +14,8 @@ import yaml
 from shared.settings import ENV_PREFIX, ConfigError, Settings
 from stack.superset import BUNDLE, Superset, check_secrets
 
-VIEWS = {"trending_now", "keyword_over_time", "volume_and_anomalies", "late_and_rejected"}
+VIEWS = {"trending_now", "keyword_over_time", "volume_and_anomalies", "late_and_rejected", "trend_sentiment",
+         "hot_conversations"}
 
 
 @pytest.fixture(autouse=True)
