@@ -409,6 +409,42 @@ def cost(what: str, description: str, call: Callable[[str, tuple[str, ...]], obj
                 1e6 * timings[int(CALLS * 0.99)])
 
 
+# --- (d) the trending job's counting, with and without sentiment -------------------------------------------------
+
+def stage_costs(count: int = 20_000, batch: int = 1_000, repeats: int = 3) -> tuple[float, float, float, str]:
+    """µs per post of shared/keyword_windows.count_posts (the trending job's per-post Python work: keywords,
+    counts, and now sentiment) over seeded synthetic posts, with sentiment and with it switched off; the share of
+    posts scored. Best of `repeats` passes each, alternating."""
+    from connectors import synthetic
+    from shared import keyword_windows
+    from shared.post import parse_post
+
+    config = synthetic.SyntheticConfig(seed=SEED, count=count, duration_s=None, rate=30.0)
+    posts = [parse_post(e.payload) for e in synthetic.generate(config) if isinstance(e.payload, dict)]
+    batches = [posts[i:i + batch] for i in range(0, len(posts), batch)]
+    real = keyword_windows.sentiment
+
+    def timed() -> float:
+        start = time.perf_counter()
+        for index, part in enumerate(batches):
+            keyword_windows.count_posts(index, part)
+        return (time.perf_counter() - start) / len(posts) * 1e6
+
+    with_sentiment, without = [], []
+    try:
+        for _ in range(repeats):
+            keyword_windows.sentiment = real
+            with_sentiment.append(timed())
+            keyword_windows.sentiment = lambda text, langs: None
+            without.append(timed())
+    finally:
+        keyword_windows.sentiment = real
+    scored = sum(1 for p in posts if sentiment(p.text, p.langs) is not None) / len(posts)
+    note = (f"{len(posts):,} synthetic posts (seed {SEED}; the languages of connectors/synthetic.py, "
+            f"{scored:.0%} English), batches of {batch:,}, best of {repeats}")
+    return min(with_sentiment), min(without), scored, note
+
+
 # --- report -------------------------------------------------------------------------------------------------------
 
 def print_costs(loads: dict[str, tuple[float, float]], costs: list[Cost], mix_note: str) -> None:
@@ -601,6 +637,13 @@ def main(argv: list[str] | None = None) -> int:
         print_sentiment(sentiment_results, f"vaderSentiment-{VADER_VERSION}.tar.gz, {VADER_INNER}")
     if catalogues:
         print_languages(language_results, catalogues, wheel_note, args.limit)
+    with_sentiment, without, _, note = stage_costs()
+    print("\n## (d) the trending job's per-post counting (shared/keyword_windows.py count_posts)")
+    print(f"{note}\n")
+    print(table(["count_posts", "µs per post", "posts/s (1 core)"],
+                [["with sentiment (the job's default)", f"{with_sentiment:.1f}", f"{1e6 / with_sentiment:,.0f}"],
+                 ["sentiment switched off", f"{without:.1f}", f"{1e6 / without:,.0f}"],
+                 ["sentiment's cost", f"{with_sentiment - without:.1f}", ""]], right=(1, 2)))
     print(f"\nrun time {time.perf_counter() - started:.1f} s")
     print(f"command: {command}")
     return 1 if failures else 0
