@@ -7,7 +7,8 @@
 - Sentiment: VADER (vaderSentiment; its lexicon and emoji lexicon inside the wheel), the compound score in
   [-1, 1]; ≤ -0.05 is negative, ≥ 0.05 positive (VADER's own cut-offs). VADER is an English lexicon: a post
   is scored only when English is one of its languages (declared by the source, or detected when it declared
-  none); every other post is unscored (None), never guessed.
+  none); every other post is unscored (None), never guessed. A long post is scored on its first 280 characters
+  (see MAX_SENTIMENT_CHARS).
 
 The producers stamp a detected language into `langs` of a post that has none (connectors/producer.py), so the
 lake, Kafka and every job see the same language; the trending job scores sentiment (jobs/trending.py), and
@@ -23,6 +24,13 @@ import re
 SENTIMENT_LANGUAGES = frozenset({"en"})  # what VADER's lexicon covers
 NEGATIVE_AT_MOST = -0.05  # VADER's threshold: a compound score at or below it is negative
 MIN_LETTERS = 20  # fewer letters than this (after links, mentions and tags are gone) and no language is guessed
+# Bounds on the text each model reads, so one hostile post cannot stall a job: VADER's cost grows with the square
+# of the tokens (a 40,000-character post took 3.7 s, 280 emoji 24 ms, each emoji expanding to its description)
+# and py3langid's with the length (0.7 s for 40,000 characters). VADER was built for tweet-length text: a longer
+# post's sentiment is that of its first MAX_SENTIMENT_CHARS characters, with at most MAX_EMOJI emoji.
+MAX_SENTIMENT_CHARS = 280
+MAX_EMOJI = 32
+MAX_LANGUAGE_CHARS = 1000
 MIN_LANGUAGE_PROBABILITY = 0.5  # py3langid's normalised probability of its best language (bench/enrichment.py)
 
 _NOT_LANGUAGE = re.compile(r"https?://\S+|www\.\S+|[@#]\w[\w.\-]*", re.UNICODE)
@@ -45,7 +53,7 @@ def _analyzer():
 
 def detect_language(text: str) -> str | None:
     """The ISO 639-1 code of the text's language, or None when there is too little text or no clear answer."""
-    cleaned = _NOT_LANGUAGE.sub(" ", text)
+    cleaned = _NOT_LANGUAGE.sub(" ", text[:MAX_LANGUAGE_CHARS])
     if sum(c.isalpha() for c in cleaned) < MIN_LETTERS:
         return None
     language, probability = _identifier().classify(cleaned)
@@ -69,10 +77,25 @@ def sentiment(text: str, langs: tuple[str, ...] | list[str]) -> float | None:
     """VADER's compound score of an English post (links removed), None for any other post or an empty text."""
     if not scores_sentiment(languages(langs, text)):
         return None
-    cleaned = _URL.sub(" ", text).strip()
+    cleaned = _URL.sub(" ", text[:MAX_SENTIMENT_CHARS * 4]).strip()[:MAX_SENTIMENT_CHARS]
     if not cleaned:
         return None
-    return _analyzer().polarity_scores(cleaned)["compound"]
+    analyzer = _analyzer()
+    if sum(1 for c in cleaned if c in analyzer.emojis) > MAX_EMOJI:
+        cleaned = _first_emoji(cleaned, analyzer.emojis)
+    return analyzer.polarity_scores(cleaned)["compound"]
+
+
+def _first_emoji(text: str, emojis: dict) -> str:
+    """The text with every emoji after the first MAX_EMOJI left out."""
+    kept, seen = [], 0
+    for c in text:
+        if c in emojis:
+            seen += 1
+            if seen > MAX_EMOJI:
+                continue
+        kept.append(c)
+    return "".join(kept)
 
 
 def is_negative(score: float) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from shared import enrich
 from shared.enrich import (
     MIN_LETTERS,
     NEGATIVE_AT_MOST,
@@ -184,3 +185,14 @@ def test_a_lowercase_link_does_not_make_a_shouted_post_louder(shouted):
     raw = SentimentIntensityAnalyzer()
     assert abs(raw.polarity_scores(with_link)["compound"]) > abs(raw.polarity_scores(shouted)["compound"])
     assert sentiment(with_link, ("en",)) == sentiment(shouted, ("en",)) == raw.polarity_scores(shouted)["compound"]
+
+
+def test_a_long_post_is_scored_on_its_first_characters_and_an_emoji_flood_on_its_first_emoji():
+    # Bounded work per post (VADER's cost grows with the square of the tokens): what is scored is defined.
+    angry = "This is a terrible, awful, hateful day. " * 1000
+    assert sentiment(angry, ("en",)) == sentiment(angry[:enrich.MAX_SENTIMENT_CHARS], ("en",)) < 0
+    happy = "Happy news " + "love " * 10_000
+    assert sentiment(happy, ("en",)) == sentiment(happy[:enrich.MAX_SENTIMENT_CHARS], ("en",)) > 0
+    flood = "😢" * 5_000
+    assert sentiment(flood, ("en",)) == sentiment("😢" * enrich.MAX_EMOJI, ("en",)) < 0
+    assert detect_language("Das ist ein wirklich schöner Tag in Berlin. " * 2_000) == "de"
