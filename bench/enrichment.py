@@ -422,23 +422,17 @@ def stage_costs(count: int = 20_000, batch: int = 1_000, repeats: int = 3) -> tu
     config = synthetic.SyntheticConfig(seed=SEED, count=count, duration_s=None, rate=30.0)
     posts = [parse_post(e.payload) for e in synthetic.generate(config) if isinstance(e.payload, dict)]
     batches = [posts[i:i + batch] for i in range(0, len(posts), batch)]
-    real = keyword_windows.sentiment
 
-    def timed() -> float:
+    def timed(with_sentiment: bool) -> float:
         start = time.perf_counter()
         for index, part in enumerate(batches):
-            keyword_windows.count_posts(index, part)
+            keyword_windows.count_posts(index, part, with_sentiment)
         return (time.perf_counter() - start) / len(posts) * 1e6
 
     with_sentiment, without = [], []
-    try:
-        for _ in range(repeats):
-            keyword_windows.sentiment = real
-            with_sentiment.append(timed())
-            keyword_windows.sentiment = lambda text, langs: None
-            without.append(timed())
-    finally:
-        keyword_windows.sentiment = real
+    for _ in range(repeats):
+        with_sentiment.append(timed(True))
+        without.append(timed(False))
     scored = sum(1 for p in posts if sentiment(p.text, p.langs) is not None) / len(posts)
     note = (f"{len(posts):,} synthetic posts (seed {SEED}; the languages of connectors/synthetic.py, "
             f"{scored:.0%} English), batches of {batch:,}, best of {repeats}")

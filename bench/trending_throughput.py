@@ -7,7 +7,9 @@ One seeded synthetic input (4 partitions like social.posts; `--rate` posts per s
 by default: the live Bluesky firehose's rate, so that the input spans hours of windows as real traffic
 does) is read, each contender a fresh process, by:
 - `trending`: the whole trending job with its default settings (`streampulse run trending -- --bounded`:
-  RocksDB, exactly-once checkpoints, Postgres, Redis, the transactional alerts topic and the lake);
+  RocksDB, exactly-once checkpoints, Postgres, Redis, the transactional alerts topic and the lake; each
+  trend's mood, from the sentiment of every English post);
+- `trending_no_sentiment`: the same job with `trending.sentiment: false`: what the mood costs;
 - `sql_count_distinct`, `sql_count_star`: the pure-SQL window count (sql/flink/bench_window_count.sql:
   the same source and windows, keywords split in SQL, into a blackhole) with COUNT(DISTINCT) — exact
   posts and authors, what the previous trending job did — and with COUNT(*), the cheapest SQL windows;
@@ -39,7 +41,9 @@ from runtime import clients
 from shared.settings import PROJECT_ROOT, load_settings
 
 START = "2026-10-05T00:00:00Z"  # event time of the input: a day no test or demo writes
-CONTENDERS = ("trending", "sql_count_star", "sql_count_distinct", "bytewax", "quix")
+CONTENDERS = ("trending", "trending_no_sentiment", "sql_count_star", "sql_count_distinct", "bytewax", "quix")
+# The job run with one setting changed: what that part of it costs, measured in the same run.
+VARIANTS = {"trending_no_sentiment": {"STREAMPULSE_TRENDING__SENTIMENT": "false"}}
 # Bursts in the input so that the job's trend path (ranking, Redis, alerts) runs too.
 BURSTS = ["election:3600:600:6", "#aurora:7200:900:8:120:2"]
 
@@ -129,7 +133,7 @@ def window_count_job(topic: str, group_id: str, aggregate: str) -> int:
 
 def command_for(name: str, topic: str, alerts: str, lake: str, out: Path, settings) -> list[str]:
     group = f"bench-{uuid.uuid4().hex[:8]}"
-    if name == "trending":
+    if name.startswith("trending"):
         return [sys.executable, "-m", "stack.cli", "run", "trending", "--", "--bounded", "--topic", topic,
                 "--alerts-topic", alerts, "--group-id", group, "--counts-path", f"s3://{settings.minio.bucket}/{lake}"]
     if name.startswith("sql_"):
@@ -194,11 +198,13 @@ def main(argv: list[str] | None = None) -> int:
             with tempfile.TemporaryDirectory() as scratch:
                 out = Path(scratch) / f"{name}.csv"
                 login = peer_environment(*settings.kafka.credentials("admin"))  # the peers' SCRAM login
-                env = os.environ | {"PYTHONPATH": str(PROJECT_ROOT)} | login
+                env = os.environ | {"PYTHONPATH": str(PROJECT_ROOT)} | login | VARIANTS.get(name, {})
+                clear_span(settings, start_ms)  # each run of the job writes the same rows afresh
                 timeout = args.sql_timeout if name.startswith("sql_") else None
                 log(f"{name}: over the empty topic, then over the input ...")
-                fixed = measured(command_for(name, empty, alerts, f"{lake}-empty", out, settings), env=env)
-                run = measured(command_for(name, topic, alerts, lake, out, settings), env=env, timeout_s=timeout)
+                fixed = measured(command_for(name, empty, alerts, f"{lake}-{name}-empty", out, settings), env=env)
+                run = measured(command_for(name, topic, alerts, f"{lake}-{name}", out, settings), env=env,
+                               timeout_s=timeout)
                 if not run.finished:
                     report(f"{name}_posts_per_s", f"< {len(posts) / (run.seconds - fixed.seconds):,.0f}",
                            f"posts/s (not finished after {run.seconds:.0f} s)")
@@ -208,29 +214,30 @@ def main(argv: list[str] | None = None) -> int:
                        f"posts/s (run {run.seconds:.1f} s − fixed {fixed.seconds:.1f} s)")
                 report(f"{name}_raw_posts_per_s", f"{len(posts) / run.seconds:,.0f}", "posts/s (start-up included)")
                 report(f"{name}_peak_rss", f"{run.peak_rss / 2**20:,.0f}", "MiB")
-                if name == "trending":
-                    counts = read_keyword_counts(settings, lake, start_ms, last_ms)
+                if name.startswith("trending"):
+                    counts = read_keyword_counts(settings, f"{lake}-{name}", start_ms, last_ms)
                     expected = minute_counts(posts)
                     exact = sum(1 for key, value in expected.items() if counts.get(key) == value)
                     exact -= sum(1 for key in counts if key not in expected)
-                    report("trending_exact_minute_counts", f"{exact:,}/{len(expected):,}")
+                    report(f"{name}_exact_minute_counts", f"{exact:,}/{len(expected):,}")
                     oracle = expected_trends(posts, settings.trending, last_ms + settings.trending.hop_size_s * 1000)
                     trends = stored_trends(settings, start_ms, last_ms + settings.trending.hop_size_s * 1000)
-                    report("trending_exact_trends", f"{'yes' if trends == oracle else 'NO'} ({len(trends)} stored, "
-                                                    f"{len(oracle)} in the oracle)")
+                    report(f"{name}_exact_trends", f"{'yes' if trends == oracle else 'NO'} ({len(trends)} stored, "
+                                                   f"{len(oracle)} in the oracle)")
                     rows = postgres_rows(settings, start_ms, last_ms)
-                    report("trending_postgres_rows", f"{rows:,}", f"rows ({rows / len(posts):.3f} per post)")
+                    report(f"{name}_postgres_rows", f"{rows:,}", f"rows ({rows / len(posts):.3f} per post)")
                 elif not name.startswith("sql_"):
                     exact, total = check(out, posts)
                     report(f"{name}_exact_windows", f"{exact:,}/{total:,}")
-        for name in ("sql_count_star", "sql_count_distinct", "bytewax", "quix"):
+        for name in ("trending_no_sentiment", "sql_count_star", "sql_count_distinct", "bytewax", "quix"):
             if "trending" in rates and name in rates:
                 report(f"trending_vs_{name}", f"{rates['trending'] / rates[name]:.2f}")
     finally:
         admin.delete_topics([topic, empty, alerts])
         admin.close()
-        remove_lake(settings, lake)
-        remove_lake(settings, f"{lake}-empty")
+        for name in args.only:
+            remove_lake(settings, f"{lake}-{name}")
+            remove_lake(settings, f"{lake}-{name}-empty")
         clear_span(settings, start_ms)  # leave the dashboards' tables as they were
     return 0
 

@@ -95,7 +95,7 @@ class Sessions(MinuteStage):
         clock = -1 if closed is None else (closed + 1) * self.tumble_ms
         if too_late(post.created_at, clock, self.settings):
             self.too_late.inc()
-            return
+            return ()
         root = thread_root(post.uid, post.reply_root)
         thread = self._thread(root)
         self._apply(thread, root, post.uid, post.author_id, post.source, post.created_at,

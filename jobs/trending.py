@@ -134,7 +134,7 @@ class CountAndScore(MinuteStage):
     # -- MinuteStage ------------------------------------------------------------------------------------------
 
     def count(self, index: int, posts) -> MinuteCounts:
-        return count_posts(index, posts)
+        return count_posts(index, posts, self.settings.sentiment)
 
     def merge(self, index: int, parts: list[MinuteCounts]) -> MinuteCounts:
         counts = MinuteCounts(index)

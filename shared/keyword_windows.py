@@ -78,9 +78,9 @@ class Progress:
     watched: dict[str, tuple[int, int]] = field(default_factory=dict)
 
 
-def count_posts(index: int, posts: Iterable[SocialPost]) -> MinuteCounts:
+def count_posts(index: int, posts: Iterable[SocialPost], with_sentiment: bool = True) -> MinuteCounts:
     """Count one batch of posts; a re-sent copy (same uid) counts once, and a post once per keyword, with its
-    sentiment score when it has one (shared/enrich.py: English posts)."""
+    sentiment score when it has one (shared/enrich.py: English posts) and `with_sentiment`."""
     keywords: dict[str, KeywordCount] = {}
     totals: dict[str, int] = {}
     seen: set[str] = set()
@@ -90,7 +90,7 @@ def count_posts(index: int, posts: Iterable[SocialPost]) -> MinuteCounts:
             continue
         seen.add(uid)
         totals[post.source] = totals.get(post.source, 0) + 1
-        score = sentiment(post.text, post.langs)
+        score = sentiment(post.text, post.langs) if with_sentiment else None
         negative = 1 if score is not None and score <= NEGATIVE_AT_MOST else 0
         for keyword in extract_keywords(post.text, post.hashtags, post.langs):
             count = keywords.get(keyword)

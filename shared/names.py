@@ -19,6 +19,6 @@ REDIS_CURRENT = "streampulse:trends:current"  # sorted set keyword → z (+ ":me
 REDIS_KEYWORD = "streampulse:trend:"  # + keyword: hash of the keyword's latest trend
 REDIS_DELETED = "streampulse:deleted"  # sorted set uid → when its deletion notice arrived (ms)
 
-# PostgreSQL: the jobs' time-series tables, partitioned by day (sql/migrations/0010_partitions_by_day.sql).
+# PostgreSQL: the jobs' time-series tables, partitioned by day (sql/migrations/0010_partitions_by_day.sql; 0013).
 TIME_SERIES_TABLES = ("keyword_window_counts", "window_posts", "trends", "late_posts", "rejected_posts",
-                      "volume_windows", "volume_anomalies", "volume_outages")
+                      "volume_windows", "volume_anomalies", "volume_outages", "conversations")

@@ -85,6 +85,9 @@ class TrendingSettings(BaseModel):
     minute_z_threshold: Annotated[float, Field(gt=0, description="a positive number of standard deviations")] = 4.0
     minute_max_p_value: Annotated[float, Field(gt=0, lt=1, description="a probability between 0 and 1")] = 1e-8
     sequential_max_p_value: Annotated[float, Field(gt=0, lt=1, description="a probability between 0 and 1")] = 1e-8
+    # Each trend's mood: the sentiment of the window's English posts (shared/enrich.py), about 13 µs per post in the
+    # counting (bench/enrichment.py). Off: trends carry no sentiment (sentiment_posts 0).
+    sentiment: bool = True
     top_n: Annotated[int, Field(ge=1, description="a whole number ≥ 1")] = 20
     redis_ttl_s: Annotated[int, Field(ge=1, description="seconds, a whole number ≥ 1")] = 3600
     # A keyword absent from every window for this long (event time) loses its baseline: by then 1,440 absent

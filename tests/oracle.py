@@ -59,7 +59,7 @@ def scored_windows(posts: list[dict], settings: TrendingSettings) -> tuple[dict[
     and the keyword's usual mood (shared/trends.py mood_step defines it)."""
     scores = {}
     for post in posts:
-        scores.setdefault(post["uid"], sentiment(post["text"], post["langs"]))
+        scores.setdefault(post["uid"], sentiment(post["text"], post["langs"]) if settings.sentiment else None)
     moods = {}
     size, slide = settings.hop_size_s * 1000, settings.hop_slide_s * 1000
     windows = sliding_windows(posts, size, slide)

@@ -5,11 +5,13 @@ into one (the later row deleted), a reply to a root never seen is a conversation
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 
 from runtime import clients
 from shared.settings import PROJECT_ROOT
+from stack.processes import wait_until
 from tests.integration.sinks import as_ms, produce
 from tests.integration.test_trending_job import SAMPLE
 from tests.oracle import expected_conversations
@@ -83,3 +85,54 @@ def test_sessions_equal_the_oracle_with_gaps_a_late_merge_and_an_unseen_root(set
     assert stored["test-conv:unseen", on_time[3]["created_at"]][1:3] == (2, 2)
     assert stored["test-conv:unseen", on_time[3]["created_at"]][5] is False
     assert sum(1 for root_uid, _ in stored if root_uid.startswith("synthetic:")) >= 10  # the sample's own threads
+
+
+def test_a_reply_past_the_allowed_lateness_is_left_out_and_one_within_extends_a_written_session(
+        settings, kafka_topic, dlq_topic):
+    """A live (unbounded) run, fed in steps so that each late reply arrives when the job's clock is known."""
+    t = 1_794_236_400_000  # 2026-11-09T15:00:00Z, an hour no other test writes
+    gap, lateness = settings.conversations.gap_s * 1000, settings.conversations.allowed_lateness_s * 1000
+    old, busy = "test-conv-live:old", "test-conv-live:busy"
+    with clients.postgres(settings, "writer") as conn:
+        conn.execute("DELETE FROM conversations WHERE root_uid = ANY(%s)", ([old, busy],))
+
+    def sessions() -> dict:
+        with clients.postgres(settings, "reader") as conn:
+            return {(root, as_ms(start)): (posts, is_open) for root, start, posts, is_open in conn.execute(
+                "SELECT root_uid, session_start, posts, is_open FROM conversations WHERE root_uid = ANY(%s)",
+                ([old, busy],)).fetchall()}
+
+    job = subprocess.Popen([sys.executable, "-m", "stack.cli", "run", "conversations", "--", "--topic", dlq_topic,
+                            "--group-id", f"test-conversations-{dlq_topic}"], cwd=PROJECT_ROOT,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        # Two threads, then a post two hours on: the watermark passes both threads' ends + gap + allowed lateness.
+        produce(settings, dlq_topic, kafka_topic, [
+            post(old, t, "alice", "An old thread about the harbour ferry"),
+            post("test-conv-live:o1", t + MINUTE, "bob", "The harbour ferry is late again", old),
+            post(busy, t + 62 * MINUTE, "carol", "Ferry strike announced for tomorrow"),
+            post("test-conv-live:b1", t + 63 * MINUTE, "dave", "Ferry strike is on the news", busy),
+            post("test-conv-live:later", t + 120 * MINUTE, "erin", "Evening tide report")])
+        # `busy` closed means the clock passed t + 63 min + gap, so also t + 30 s + gap + allowed lateness.
+        assert t + 30_000 + gap + lateness <= t + 63 * MINUTE + gap
+        wait_until(lambda: job.poll() is not None or sessions().get((busy, t + 62 * MINUTE)) == (2, False),
+                   timeout=300, what="the busy thread's closed session in PostgreSQL")
+        assert job.poll() is None, job.stderr.read()[-3000:]
+        # Both late: the first more than allowed_lateness_s behind (left out), the second within (it extends the
+        # written session); then an on-time post to move the watermark on. One partition: read in this order.
+        produce(settings, dlq_topic, kafka_topic, [
+            post("test-conv-live:too-late", t + 30_000, "frank", "Too late to join the ferry thread", old),
+            post("test-conv-live:b2", t + 66 * MINUTE, "gina", "Late word on the ferry strike", busy),
+            post("test-conv-live:tide", t + 125 * MINUTE, "hank", "Morning tide report")])
+        wait_until(lambda: job.poll() is not None or sessions().get((busy, t + 62 * MINUTE)) == (3, False),
+                   timeout=300, what="the late reply to extend the written session")
+        assert job.poll() is None, job.stderr.read()[-3000:]
+        assert sessions() == {(old, t): (2, False), (busy, t + 62 * MINUTE): (3, False)}
+    finally:
+        job.send_signal(signal.SIGINT)
+        try:
+            job.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            job.kill()
+            job.wait()
+
