@@ -153,8 +153,8 @@ class Sessions(MinuteStage):
             else:
                 yield _row(root, write[1], write[2], self.settings.top_keywords)
                 self.sessions_written.inc()
-        for at in wake:  # the minute whose close brings the clock to `at` or past it
-            later.setdefault(-(-at // self.tumble_ms) - 1, set()).add(root)
+        for at in wake:  # the minute whose close takes the clock past `at`
+            later.setdefault(at // self.tumble_ms, set()).add(root)
 
     def on_timer(self, timestamp: int, ctx):
         self.timer_service = ctx.timer_service()

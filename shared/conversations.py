@@ -2,10 +2,10 @@
 
 A thread is keyed by its root: a post's `reply_root`, or the post's own uid when it starts a thread (a reply to a
 root never seen is keyed by that root all the same). A session is a maximal run of the thread's posts in which
-each post follows the previous one by less than `gap_s` (Flink's session-window rule: each post opens
-[t, t + gap), overlapping windows merge). Because a session is defined by the set of its posts' times alone,
-adding posts in any order and merging whatever a post bridges gives the same sessions as a batch split of the
-sorted times; so a late reply can extend a session or join two of them.
+each post follows the previous one by at most `gap_s` (Flink's session-window rule: each post opens
+[t, t + gap), and windows that overlap or touch merge — TimeWindow.intersects is inclusive). Because a session
+is defined by the set of its posts' times alone, adding posts in any order and merging whatever a post bridges
+gives the same sessions as a batch split of the sorted times; so a late reply can extend a session or join two.
 
 `Thread` holds one root's sessions and `add` applies one post; `Conversation.closed(clock)` says when no on-time
 post can change it any more. jobs/conversations.py keeps the threads in state and writes each session when it
@@ -58,8 +58,8 @@ class Conversation:
     dirty: bool = True  # changed since its row was written
 
     def closed(self, clock_ms: int, gap_ms: int) -> bool:
-        """No on-time post (event time ≥ clock) can extend it."""
-        return self.end_ms + gap_ms <= clock_ms
+        """No on-time post (event time ≥ clock) can extend it: a post extends it up to end + gap, inclusive."""
+        return self.end_ms + gap_ms < clock_ms
 
     def absorb(self, other: Conversation) -> None:
         self.start_ms, self.end_ms = min(self.start_ms, other.start_ms), max(self.end_ms, other.end_ms)
@@ -91,7 +91,7 @@ class Thread:
             ) -> tuple[Conversation, list[Conversation]] | None:
         """Apply one post: the session that now holds it and the sessions it absorbed (merged away); None when the
         post (same uid) is already in the session its time falls in."""
-        touching = [s for s in self.sessions if s.start_ms - gap_ms < time_ms < s.end_ms + gap_ms]
+        touching = [s for s in self.sessions if s.start_ms - gap_ms <= time_ms <= s.end_ms + gap_ms]
         if any(uid in s.uids for s in touching):
             return None
         post = Conversation(time_ms, time_ms, {uid}, {author}, {source}, Counter(set(keywords)), uid == root)
@@ -116,9 +116,10 @@ class Thread:
 
         Writes, in order: ("delete", start) for a row that no longer holds a session (merged away, or its session
         now starts earlier), ("upsert", session, closed) for a session with min_posts posts that changed or has just
-        closed. Wake-ups: the times at which an open session closes, or a closed one leaves the thread — kept until
-        clock ≥ end + keep_ms (2·gap + allowed lateness: a late post accepted while its time + gap + allowed
-        lateness > clock can only join a session that ends after its time − gap)."""
+        closed. Wake-ups: look again once the clock is past each time returned — an open session's end + gap (it
+        closes then), a closed one's end + keep_ms (it leaves the thread then: keep_ms = 2·gap + allowed lateness,
+        as a late post accepted while its time + gap + allowed lateness ≥ clock can only join a session that ends
+        at or after its time − gap)."""
         writes: list = [("delete", start) for start in self.stale]
         self.stale.clear()
         wake, kept = [], []
@@ -133,7 +134,7 @@ class Thread:
                 session.dirty = False
             if not closed:
                 wake.append(session.end_ms + gap_ms)
-            elif session.end_ms + keep_ms > clock_ms:
+            elif session.end_ms + keep_ms >= clock_ms:
                 wake.append(session.end_ms + keep_ms)
             else:
                 continue  # past its allowed lateness: dropped (its row stays)
@@ -143,7 +144,8 @@ class Thread:
 
 
 def too_late(time_ms: int, clock_ms: int, settings: ConversationSettings) -> bool:
-    """A post that no session may take any more (Flink's rule for a session window [t, t + gap) with allowed
-    lateness): its window ended more than allowed_lateness_s before the clock."""
-    return time_ms + (settings.gap_s + settings.allowed_lateness_s) * 1000 <= clock_ms
+    """A post that no session may take any more: the latest post it could join or extend a session with (its time
+    + gap) was due more than allowed_lateness_s before the clock (Flink's allowed lateness, on our clock: every
+    on-time post before `clock_ms` is in)."""
+    return time_ms + (settings.gap_s + settings.allowed_lateness_s) * 1000 < clock_ms
 

@@ -175,7 +175,7 @@ def expected_anomalies(posts: list[dict], settings: VolumeSettings, up_to_end_ms
 def expected_conversations(posts: list[dict], settings: ConversationSettings) -> dict[tuple, tuple]:
     """(root_uid, session_start_ms) -> (session_end_ms, posts, authors, sources, top keywords, root in session) of
     every session with at least min_posts posts: each thread's posts (by reply_root, or the post's own uid) sorted
-    by time and split wherever two consecutive posts are gap_s or more apart."""
+    by time and split wherever two consecutive posts are more than gap_s apart."""
     threads = defaultdict(dict)
     for post in posts:
         threads[post.get("reply_root") or post["uid"]].setdefault(post["uid"], post)
@@ -184,7 +184,7 @@ def expected_conversations(posts: list[dict], settings: ConversationSettings) ->
         ordered = sorted(members.values(), key=lambda p: (p["created_at"], p["uid"]))
         sessions = [[ordered[0]]]
         for post in ordered[1:]:
-            if post["created_at"] - sessions[-1][-1]["created_at"] < settings.gap_s * 1000:
+            if post["created_at"] - sessions[-1][-1]["created_at"] <= settings.gap_s * 1000:
                 sessions[-1].append(post)
             else:
                 sessions.append([post])

@@ -38,12 +38,15 @@ def test_sessions_do_not_depend_on_arrival_order_and_equal_the_batch_split():
             (start, end, n, authors) for (_, start), (end, n, authors, *_) in batch.items()}, trial
 
 
-def test_a_gap_of_exactly_gap_s_splits_and_a_shorter_one_does_not():
+def test_a_gap_of_exactly_gap_s_joins_and_a_longer_one_splits():
+    # Flink's rule: [t, t + gap) windows that touch merge (TimeWindow.intersects is inclusive)
     thread = Thread()
     add(thread, "root", 0)
-    add(thread, "a", GAP - 1)
-    add(thread, "b", 2 * GAP - 1)  # exactly the gap after a: a new session
-    assert spans(thread) == [(0, GAP - 1, 2), (2 * GAP - 1, 2 * GAP - 1, 1)]
+    add(thread, "a", GAP)  # exactly the gap after the root: the same session
+    add(thread, "b", 2 * GAP + 1)  # a millisecond more than the gap after a: a new session
+    assert spans(thread) == [(0, GAP, 2), (2 * GAP + 1, 2 * GAP + 1, 1)]
+    add(thread, "c", 2 * GAP - 1)  # within the gap of both: joins them
+    assert spans(thread) == [(0, 2 * GAP + 1, 4)]
 
 
 def test_a_resent_post_counts_once():
@@ -57,7 +60,7 @@ def test_a_late_reply_joining_two_written_sessions_rewrites_one_row_and_deletes_
     thread = Thread()
     for uid, at in (("root", 0), ("r1", 1 * MIN), ("r2", 15 * MIN), ("r3", 16 * MIN)):
         add(thread, uid, at)
-    # clock 30 min: the first session closed at 11 min, the second at 26 min: both written, closed
+    # clock 30 min: the first session closed after 11 min, the second after 26 min: both written, closed
     writes, wake = thread.review(30 * MIN, GAP, KEEP, min_posts=2)
     assert [(w[0], w[1].start_ms, w[2]) for w in writes] == [("upsert", 0, True), ("upsert", 15 * MIN, True)]
     assert wake == [1 * MIN + KEEP, 16 * MIN + KEEP]
@@ -85,11 +88,12 @@ def test_open_sessions_are_written_open_then_closed_and_small_ones_never():
     thread = Thread()
     add(thread, "root", 0)
     writes, wake = thread.review(1 * MIN, GAP, KEEP, min_posts=2)
-    assert writes == [] and wake == [GAP]  # one post: below min_posts, looked at again when it closes
+    assert writes == [] and wake == [GAP]  # one post: below min_posts, looked at again once it closes
     add(thread, "r1", 1 * MIN)
     writes, _ = thread.review(2 * MIN, GAP, KEEP, min_posts=2)
     assert [(w[0], w[2]) for w in writes] == [("upsert", False)]
-    writes, _ = thread.review(11 * MIN, GAP, KEEP, min_posts=2)
+    assert thread.review(11 * MIN, GAP, KEEP, min_posts=2)[0] == []  # a post at 11:00 could still join it
+    writes, _ = thread.review(11 * MIN + 1, GAP, KEEP, min_posts=2)
     assert [(w[0], w[2]) for w in writes] == [("upsert", True)]
 
 
@@ -98,16 +102,22 @@ def test_closed_sessions_leave_the_state_after_their_allowed_lateness():
     add(thread, "root", 0)
     add(thread, "r1", 1 * MIN)
     thread.review(20 * MIN, GAP, KEEP, min_posts=2)
-    thread.review(1 * MIN + KEEP - 1, GAP, KEEP, min_posts=2)
-    assert len(thread.sessions) == 1
     thread.review(1 * MIN + KEEP, GAP, KEEP, min_posts=2)
+    assert len(thread.sessions) == 1
+    thread.review(1 * MIN + KEEP + 1, GAP, KEEP, min_posts=2)
     assert thread.sessions == []
+    # the last post still accepted at that clock (not too late) could only have joined a session ending later
+    settings = ConversationSettings(gap_s=GAP // 1000, allowed_lateness_s=3600)
+    clock = 1 * MIN + KEEP + 1
+    earliest_accepted = clock - (settings.gap_s + settings.allowed_lateness_s) * 1000
+    assert not too_late(earliest_accepted, clock, settings) and too_late(earliest_accepted - 1, clock, settings)
+    assert earliest_accepted - GAP > 1 * MIN
 
 
-def test_too_late_is_flinks_rule_for_a_session_window_with_allowed_lateness():
+def test_too_late_is_past_the_gap_and_the_allowed_lateness():
     settings = ConversationSettings(gap_s=600, allowed_lateness_s=3600)
-    assert not too_late(0, 70 * MIN - 1, settings)
-    assert too_late(0, 70 * MIN, settings)
+    assert not too_late(0, 70 * MIN, settings)
+    assert too_late(0, 70 * MIN + 1, settings)
 
 
 def test_top_keywords_are_the_most_frequent_then_alphabetical():
