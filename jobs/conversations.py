@@ -178,7 +178,11 @@ def _delete(root: str, start_ms: int) -> Row:
 
 def build(settings: Settings, args) -> object:
     conversations = settings.conversations
-    env, t_env = stream_env(settings, "streampulse-conversations", extra={"table.local-time-zone": "UTC"})
+    # The Sessions stage emits an upsert stream by (root, start) from one ordered operator. Without NONE the planner
+    # puts a SinkUpsertMaterializer before the sink (it cannot see that key through the casts), and that drops a
+    # delete whose row is not equal, field for field, to one it saw: a merged-away session's row stayed.
+    env, t_env = stream_env(settings, "streampulse-conversations",
+                            extra={"table.local-time-zone": "UTC", "table.exec.sink.upsert-materialize": "NONE"})
     values = {
         **posts_source_values(settings, topic=args.topic, group_id=args.group_id, bounded=args.bounded,
                               watermark_s=conversations.watermark_s),

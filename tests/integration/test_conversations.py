@@ -87,47 +87,57 @@ def test_sessions_equal_the_oracle_with_gaps_a_late_merge_and_an_unseen_root(set
     assert sum(1 for root_uid, _ in stored if root_uid.startswith("synthetic:")) >= 10  # the sample's own threads
 
 
-def test_a_reply_past_the_allowed_lateness_is_left_out_and_one_within_extends_a_written_session(
+def test_late_replies_extend_and_join_written_sessions_and_one_past_the_allowed_lateness_is_left_out(
         settings, kafka_topic, dlq_topic):
     """A live (unbounded) run, fed in steps so that each late reply arrives when the job's clock is known."""
     t = 1_794_236_400_000  # 2026-11-09T15:00:00Z, an hour no other test writes
     gap, lateness = settings.conversations.gap_s * 1000, settings.conversations.allowed_lateness_s * 1000
-    old, busy = "test-conv-live:old", "test-conv-live:busy"
+    old, busy, split = "test-conv-live:old", "test-conv-live:busy", "test-conv-live:split"
     with clients.postgres(settings, "writer") as conn:
-        conn.execute("DELETE FROM conversations WHERE root_uid = ANY(%s)", ([old, busy],))
+        conn.execute("DELETE FROM conversations WHERE root_uid = ANY(%s)", ([old, busy, split],))
 
     def sessions() -> dict:
         with clients.postgres(settings, "reader") as conn:
             return {(root, as_ms(start)): (posts, is_open) for root, start, posts, is_open in conn.execute(
                 "SELECT root_uid, session_start, posts, is_open FROM conversations WHERE root_uid = ANY(%s)",
-                ([old, busy],)).fetchall()}
+                ([old, busy, split],)).fetchall()}
 
     job = subprocess.Popen([sys.executable, "-m", "stack.cli", "run", "conversations", "--", "--topic", dlq_topic,
                             "--group-id", f"test-conversations-{dlq_topic}"], cwd=PROJECT_ROOT,
                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
-        # Two threads, then a post two hours on: the watermark passes both threads' ends + gap + allowed lateness.
+        # Three threads (the third in two sessions, 14 minutes apart), then a post two hours on: the watermark
+        # passes the first thread's end + gap + allowed lateness, and every session closes.
         produce(settings, dlq_topic, kafka_topic, [
             post(old, t, "alice", "An old thread about the harbour ferry"),
             post("test-conv-live:o1", t + MINUTE, "bob", "The harbour ferry is late again", old),
             post(busy, t + 62 * MINUTE, "carol", "Ferry strike announced for tomorrow"),
             post("test-conv-live:b1", t + 63 * MINUTE, "dave", "Ferry strike is on the news", busy),
+            post(split, t + 80 * MINUTE, "erin", "Bridge closure starts tonight"),
+            post("test-conv-live:s1", t + 81 * MINUTE, "frank", "Which bridge is closing?", split),
+            post("test-conv-live:s2", t + 95 * MINUTE, "gina", "Bridge closure moved to next week", split),
+            post("test-conv-live:s3", t + 96 * MINUTE, "hank", "Good news on the bridge", split),
             post("test-conv-live:later", t + 120 * MINUTE, "erin", "Evening tide report")])
-        # `busy` closed means the clock passed t + 63 min + gap, so also t + 30 s + gap + allowed lateness.
-        assert t + 30_000 + gap + lateness <= t + 63 * MINUTE + gap
-        wait_until(lambda: job.poll() is not None or sessions().get((busy, t + 62 * MINUTE)) == (2, False),
-                   timeout=300, what="the busy thread's closed session in PostgreSQL")
+        # `split`'s second session closed means the clock passed t + 96 min + gap: past every earlier end too,
+        # and past t + 30 s + gap + allowed lateness.
+        assert t + 30_000 + gap + lateness < t + 96 * MINUTE + gap
+        closed = {(old, t): (2, False), (busy, t + 62 * MINUTE): (2, False), (split, t + 80 * MINUTE): (2, False),
+                  (split, t + 95 * MINUTE): (2, False)}
+        wait_until(lambda: job.poll() is not None or sessions() == closed,
+                   timeout=300, what="the four closed sessions in PostgreSQL")
         assert job.poll() is None, job.stderr.read()[-3000:]
-        # Both late: the first more than allowed_lateness_s behind (left out), the second within (it extends the
-        # written session); then an on-time post to move the watermark on. One partition: read in this order.
+        # All late: the first more than allowed_lateness_s behind (left out), the second within (it extends a
+        # written session), the third joins split's two written sessions (the later row is deleted); then an
+        # on-time post to move the watermark on. One partition: read in this order.
         produce(settings, dlq_topic, kafka_topic, [
             post("test-conv-live:too-late", t + 30_000, "frank", "Too late to join the ferry thread", old),
             post("test-conv-live:b2", t + 66 * MINUTE, "gina", "Late word on the ferry strike", busy),
+            post("test-conv-live:s-late", t + 88 * MINUTE, "ivan", "Late: the bridge closure, again", split),
             post("test-conv-live:tide", t + 125 * MINUTE, "hank", "Morning tide report")])
-        wait_until(lambda: job.poll() is not None or sessions().get((busy, t + 62 * MINUTE)) == (3, False),
-                   timeout=300, what="the late reply to extend the written session")
+        expected = {(old, t): (2, False), (busy, t + 62 * MINUTE): (3, False), (split, t + 80 * MINUTE): (5, False)}
+        wait_until(lambda: job.poll() is not None or sessions() == expected,
+                   timeout=300, what="the late replies to extend and to join written sessions")
         assert job.poll() is None, job.stderr.read()[-3000:]
-        assert sessions() == {(old, t): (2, False), (busy, t + 62 * MINUTE): (3, False)}
     finally:
         job.send_signal(signal.SIGINT)
         try:
