@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 SP := $(BIN)/streampulse
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test test-unit test-integration lint stack-up stack-down stack-status clean
+.PHONY: setup demo test test-unit test-integration lint stack-up stack-down stack-status clean k8s-tools
 
 setup: $(STAMP)
 	@start=$$(date +%s); $(SP) jars fetch >&2 && echo "[setup] jars ready in $$(( $$(date +%s) - start ))s" >&2
@@ -37,6 +37,11 @@ test: stack-up
 
 test-unit: setup
 	$(BIN)/pytest tests/unit
+
+# kustomize and the CRD/Kubernetes schemas deploy/k8s is checked with, pinned, into <cache_dir>/k8s
+# (tests/unit/test_k8s_manifests.py fetches them too when they are missing).
+k8s-tools: setup
+	$(BIN)/python deploy/k8s/tools.py
 
 lint: setup
 	$(BIN)/ruff check .

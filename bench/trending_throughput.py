@@ -162,9 +162,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from kafka.admin import NewTopic
 
-    from bench.peers import check, ensure_venv, peer_environment, read_posts
-    from tests.integration.sinks import minute_counts, read_keyword_counts, remove_lake, stored_trends
-    from tests.oracle import expected_trends
+    from bench.peers import check, ensure_venv, peer_environment
+    from tests.integration.sinks import remove_lake
 
     settings = load_settings()
     suffix = uuid.uuid4().hex[:8]
@@ -177,23 +176,15 @@ def main(argv: list[str] | None = None) -> int:
     report("settings", f"parallelism {settings.flink.parallelism}, state backend {settings.flink.state_backend}, "
                        f"checkpoints every {settings.flink.checkpoint_interval_s:g} s exactly-once, "
                        f"python {settings.flink.python_execution_mode} mode; machine {os.cpu_count()} cores")
-    start_ms = int(datetime.fromisoformat(START).astimezone(UTC).timestamp() * 1000)
+    start_ms = start_of_input()
     rates: dict[str, float] = {}
     clear_span(settings, start_ms)
     try:
         for peer in ("bytewax", "quix"):
             if peer in args.only:
                 ensure_venv(peer)
-        log(f"producing {args.count:,} synthetic posts into {topic} ...")
-        subprocess.run([sys.executable, "-m", "stack.cli", "produce", "synthetic", "--count", str(args.count),
-                        "--rate", str(args.rate), "--seed", str(args.seed), "--start", START, "--topic", topic,
-                        *[x for burst in BURSTS for x in ("--burst", burst)], "--dlq-topic", alerts, "--no-resume",
-                        "--no-progress", "--cursor-name", f"bench-{suffix}"],
-                       cwd=PROJECT_ROOT, check=True, stderr=subprocess.DEVNULL)
-        posts = read_posts(settings.kafka.bootstrap, topic, settings.kafka.client_options("admin"))
+        posts = produce_input(settings, topic, alerts, args.count, args.rate, args.seed, suffix)
         last_ms = max(p["created_at"] for p in posts)
-        report("input", f"{len(posts):,} posts, seed {args.seed}, {args.rate:g} posts/s of event time from {START} "
-                        f"({(last_ms - start_ms) / 3_600_000:.1f} h), bursts {' '.join(BURSTS)}, 4 partitions")
         for name in args.only:
             with tempfile.TemporaryDirectory() as scratch:
                 out = Path(scratch) / f"{name}.csv"
@@ -215,15 +206,7 @@ def main(argv: list[str] | None = None) -> int:
                 report(f"{name}_raw_posts_per_s", f"{len(posts) / run.seconds:,.0f}", "posts/s (start-up included)")
                 report(f"{name}_peak_rss", f"{run.peak_rss / 2**20:,.0f}", "MiB")
                 if name.startswith("trending"):
-                    counts = read_keyword_counts(settings, f"{lake}-{name}", start_ms, last_ms)
-                    expected = minute_counts(posts)
-                    exact = sum(1 for key, value in expected.items() if counts.get(key) == value)
-                    exact -= sum(1 for key in counts if key not in expected)
-                    report(f"{name}_exact_minute_counts", f"{exact:,}/{len(expected):,}")
-                    oracle = expected_trends(posts, settings.trending, last_ms + settings.trending.hop_size_s * 1000)
-                    trends = stored_trends(settings, start_ms, last_ms + settings.trending.hop_size_s * 1000)
-                    report(f"{name}_exact_trends", f"{'yes' if trends == oracle else 'NO'} ({len(trends)} stored, "
-                                                   f"{len(oracle)} in the oracle)")
+                    report_exactness(name, settings, f"{lake}-{name}", posts)
                     rows = postgres_rows(settings, start_ms, last_ms)
                     report(f"{name}_postgres_rows", f"{rows:,}", f"rows ({rows / len(posts):.3f} per post)")
                 elif not name.startswith("sql_"):
@@ -240,6 +223,45 @@ def main(argv: list[str] | None = None) -> int:
             remove_lake(settings, f"{lake}-{name}-empty")
         clear_span(settings, start_ms)  # leave the dashboards' tables as they were
     return 0
+
+
+def produce_input(settings, topic: str, dlq_topic: str, count: int, rate: float, seed: int, suffix: str
+                  ) -> list[dict]:
+    """The seeded synthetic input (BURSTS, from START) into `topic`, reported; returns its posts as read back."""
+    from bench.peers import read_posts
+
+    log(f"producing {count:,} synthetic posts into {topic} ...")
+    subprocess.run([sys.executable, "-m", "stack.cli", "produce", "synthetic", "--count", str(count),
+                    "--rate", str(rate), "--seed", str(seed), "--start", START, "--topic", topic,
+                    *[x for burst in BURSTS for x in ("--burst", burst)], "--dlq-topic", dlq_topic, "--no-resume",
+                    "--no-progress", "--cursor-name", f"bench-{suffix}"],
+                   cwd=PROJECT_ROOT, check=True, stderr=subprocess.DEVNULL)
+    posts = read_posts(settings.kafka.bootstrap, topic, settings.kafka.client_options("admin"))
+    start_ms, last_ms = start_of_input(), max(p["created_at"] for p in posts)
+    report("input", f"{len(posts):,} posts, seed {seed}, {rate:g} posts/s of event time from {START} "
+                    f"({(last_ms - start_ms) / 3_600_000:.1f} h), bursts {' '.join(BURSTS)}, 4 partitions")
+    return posts
+
+
+def start_of_input() -> int:
+    return int(datetime.fromisoformat(START).astimezone(UTC).timestamp() * 1000)
+
+
+def report_exactness(name: str, settings, lake: str, posts: list[dict]) -> None:
+    """A trending run's minute counts (in the lake under `lake`) and trends against the oracle's."""
+    from tests.integration.sinks import minute_counts, read_keyword_counts, stored_trends
+    from tests.oracle import expected_trends
+
+    start_ms, last_ms = start_of_input(), max(p["created_at"] for p in posts)
+    counts = read_keyword_counts(settings, lake, start_ms, last_ms)
+    expected = minute_counts(posts)
+    exact = sum(1 for key, value in expected.items() if counts.get(key) == value)
+    exact -= sum(1 for key in counts if key not in expected)
+    report(f"{name}_exact_minute_counts", f"{exact:,}/{len(expected):,}")
+    oracle = expected_trends(posts, settings.trending, last_ms + settings.trending.hop_size_s * 1000)
+    trends = stored_trends(settings, start_ms, last_ms + settings.trending.hop_size_s * 1000)
+    report(f"{name}_exact_trends", f"{'yes' if trends == oracle else 'NO'} ({len(trends)} stored, "
+                                   f"{len(oracle)} in the oracle)")
 
 
 TABLES = ("keyword_window_counts", "window_posts", "trends", "late_posts")

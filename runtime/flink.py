@@ -78,6 +78,11 @@ def job_config(settings: Settings, job_name: str) -> dict[str, str]:
         "pipeline.name": job_name,
         "pipeline.jars": ";".join(p.as_uri() for p in jars.jars_of("flink-job", settings.stack.cache_path)),
         "parallelism.default": str(flink.parallelism),
+        "pipeline.max-parallelism": str(flink.max_parallelism),
+        # Every SQL operator gets a uid from its plan node ("<id>_<transformation>"), so a savepoint restores at
+        # another parallelism. Without one its id is a hash of the graph around it, chaining included: at
+        # parallelism 1 the filesystem sink's committer (always 1) chains to its writer and the ids change.
+        "table.exec.uid.generation": "ALWAYS",
         # Python workers must use this venv, not whatever `python` is first on PATH.
         "python.executable": sys.executable,
         "python.client.executable": sys.executable,
@@ -218,12 +223,18 @@ def _kafka(settings: Settings, topic: str) -> dict[str, str]:
 
 
 def kafka_source(settings: Settings, *, topic: str, group_id: str, bounded: bool,
-                 watermark_per_event: bool = False) -> str:
+                 watermark_per_event: bool = False, aligned: bool = False) -> str:
     """The WITH options of a Kafka table a job reads (a `${..._source}` placeholder in sql/flink/*.sql): read
     committed, from the group's offsets (the earliest for a new group), or, bounded, from the start to the
-    topic's current end."""
+    topic's current end. `aligned`: its partitions' watermarks stay within flink.watermark_alignment_drift_s
+    of each other (split-level watermark alignment; the Kafka source pauses a split that runs ahead)."""
     options = _kafka(settings, topic) | {"properties.group.id": group_id,
                                          "properties.isolation.level": "read_committed"}
+    drift_s = settings.flink.watermark_alignment_drift_s
+    if aligned and drift_s:
+        options |= {"scan.watermark.alignment.group": topic,
+                    "scan.watermark.alignment.max-drift": f"{drift_s} s",
+                    "scan.watermark.alignment.update-interval": "1 s"}
     if bounded:
         options |= {"scan.startup.mode": "earliest-offset", "scan.bounded.mode": "latest-offset"}
         if watermark_per_event:
@@ -251,7 +262,7 @@ def posts_source_values(settings: Settings, *, topic: str, group_id: str, bounde
         # event makes minutes close while the input is read, as they do live, instead of all at once on the
         # end-of-input watermark (whose timers' output PyFlink was seen to lose, 2 runs in 12).
         "kafka_source": kafka_source(settings, topic=topic, group_id=group_id, bounded=bounded,
-                                     watermark_per_event=True),
+                                     watermark_per_event=True, aligned=True),
         "watermark": interval(watermark_s), "watermark_s": watermark_s,
     }
 

@@ -239,6 +239,14 @@ class MastodonSettings(_Section):
 
 class FlinkSettings(_Section):
     parallelism: Annotated[int, Field(ge=1, description="a whole number ≥ 1")] = 1
+    # The number of key groups: the most a job can ever be rescaled to from its savepoints. Fixed for a job's
+    # life (a savepoint restores only under the same value); 128 is what Flink derives for parallelism ≤ 85, so
+    # savepoints taken before it was set restore too.
+    max_parallelism: Annotated[int, Field(ge=1, le=32768, description="a whole number from 1 to 32768")] = 128
+    # Watermark alignment across the posts' partitions: a partition whose watermark runs this far ahead of the
+    # slowest one is paused until the others catch up, so a fast partition cannot fill the window state with
+    # minutes the others have not reached. 0 turns it off.
+    watermark_alignment_drift_s: Annotated[int, Field(ge=0, description="seconds, a whole number ≥ 0")] = 120
     checkpoint_interval_s: Annotated[float, Field(gt=0, description="seconds, a positive number")] = 10
     python_execution_mode: Literal["thread", "process"] = "thread"
     # RocksDB keeps state off the heap and checkpoints incrementally; hashmap (the heap) is several

@@ -120,14 +120,26 @@ def _cluster(args, settings) -> int:
 def _submit(args, settings) -> int:
     from stack.cluster import Cluster
 
-    job_args, savepoint = list(args.job_args), args.from_savepoint
+    job_args = list(args.job_args)
     own = job_args[:job_args.index("--")] if "--" in job_args else job_args
-    if "--from-savepoint" in own:  # given after the job's name, where REMAINDER took it
-        at = own.index("--from-savepoint")
-        savepoint = job_args[at + 1]
-        del job_args[at:at + 2]
-    print(Cluster(settings).submit(args.job, job_args, savepoint))
+    if own:  # submit's own options given after the job's name, where REMAINDER took them
+        late = argparse.ArgumentParser(prog=f"streampulse submit {args.job}")
+        late.add_argument("--from-savepoint")
+        late.add_argument("--parallelism", type=_positive_int)
+        parsed, unknown = late.parse_known_args(own)
+        if unknown:
+            raise SystemExit(f"streampulse submit: unknown option(s) before `--`: {' '.join(unknown)}")
+        args.from_savepoint = parsed.from_savepoint or args.from_savepoint
+        args.parallelism = parsed.parallelism or args.parallelism
+        job_args = job_args[len(own):]
+    print(Cluster(settings).submit(args.job, job_args, args.from_savepoint, parallelism=args.parallelism))
     return 0
+
+
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number ≥ 1, got {text!r}")
+    return int(text)
 
 
 def _jobs(args, settings) -> int:
@@ -222,6 +234,9 @@ def build_parser() -> argparse.ArgumentParser:
                             description="Run `flink run --detached -py jobs/JOB.py` against the cluster.")
     submit.add_argument("job", choices=JOBS)
     submit.add_argument("--from-savepoint", metavar="PATH", help="restore the job's state from this savepoint")
+    submit.add_argument("--parallelism", "-p", type=_positive_int, metavar="N",
+                        help="the job's parallelism for this run (default: flink.parallelism); with "
+                        "--from-savepoint, rescales the saved state (up to flink.max_parallelism)")
     submit.add_argument("job_args", nargs=argparse.REMAINDER, help="passed to the job after `--`")
     submit.set_defaults(handler=_submit)
     jobs = sub.add_parser("jobs", help="the cluster's jobs, from its REST API")

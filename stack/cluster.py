@@ -1,7 +1,7 @@
 """A standalone Flink session cluster on this machine, and jobs submitted to it with `flink run`.
 
     streampulse cluster up|down|status
-    streampulse submit JOB [--from-savepoint PATH] [-- job options]
+    streampulse submit JOB [--from-savepoint PATH] [--parallelism N] [-- job options]
     streampulse jobs
     streampulse savepoint JOB_ID [--cancel]
     streampulse cancel JOB_ID
@@ -27,7 +27,7 @@ from pathlib import Path
 import yaml
 
 from runtime.flink import FLINK_CONF, flatten
-from shared.settings import PROJECT_ROOT, Settings
+from shared.settings import ENV_PREFIX, PROJECT_ROOT, Settings
 from stack.processes import ManagedProcess, children, owned, tail, wait_until
 from stack.services import StackError
 
@@ -216,8 +216,11 @@ class Cluster:
     def jobs(self) -> list[dict]:
         return self.request("GET", "/jobs/overview")["jobs"]
 
-    def submit(self, job: str, job_args: list[str], from_savepoint: str | None = None) -> str:
-        """`flink run --detached -py jobs/<job>.py`; returns the new job's id."""
+    def submit(self, job: str, job_args: list[str], from_savepoint: str | None = None,
+               parallelism: int | None = None) -> str:
+        """`flink run --detached -py jobs/<job>.py`; returns the new job's id. `parallelism` overrides
+        flink.parallelism for this run (the job's program sets parallelism.default from its settings, which
+        would win over `flink run -p`)."""
         script = PROJECT_ROOT / "jobs" / f"{job}.py"
         if not script.exists():
             raise StackError(f"no job {job!r}: expected {script}")
@@ -226,8 +229,10 @@ class Cluster:
         if from_savepoint:
             argv[2:2] = ["--fromSavepoint", from_savepoint]
         argv += [a for a in job_args if a != "--"]
-        result = subprocess.run(argv, cwd=PROJECT_ROOT, env={**os.environ, **self.env()}, capture_output=True,
-                                text=True)
+        env = {**os.environ, **self.env()}
+        if parallelism is not None:
+            env[f"{ENV_PREFIX}FLINK__PARALLELISM"] = str(parallelism)
+        result = subprocess.run(argv, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True)
         if result.returncode != 0:
             raise StackError(f"flink run failed ({result.returncode}):\n{result.stdout[-2000:]}{result.stderr[-3000:]}")
         for line in result.stdout.splitlines():

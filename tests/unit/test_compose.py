@@ -94,7 +94,8 @@ def test_services_reference_files_images_and_each_other_consistently(compose):
     assert os.access(PROJECT_ROOT / "docker" / "flink-cluster.sh", os.X_OK)
     # Prometheus scrapes services that exist, on the ports flink-conf and the producer use.
     prometheus = yaml.safe_load((PROJECT_ROOT / "docker" / "prometheus.yml").read_text())
-    targets = [t for job in prometheus["scrape_configs"] for c in job["static_configs"] for t in c["targets"]]
+    targets = [t for job in prometheus["scrape_configs"] for c in job.get("static_configs", []) for t in c["targets"]]
+    targets += [n for job in prometheus["scrape_configs"] for c in job.get("dns_sd_configs", []) for n in c["names"]]
     assert {t.split(":")[0] for t in targets} <= set(services)
     flink_conf = yaml.safe_load((PROJECT_ROOT / "flink-conf" / "config.yaml").read_text())
     assert flink_conf["metrics"]["reporter"]["prom"]["port"] == "9249-9250"
@@ -127,3 +128,15 @@ def test_grafana_dashboard_queries_prometheus_for_metrics_the_project_exports():
     wanted = ("produced", "read by the Flink jobs", "lag", "Checkpoint duration", "Checkpoint size", "Trends emitted")
     for word in wanted:
         assert any(word in title for title in titles), f"no panel about {word!r}: {titles}"
+
+
+def test_jobs_run_at_parallelism_two_on_two_taskmanagers_each_scraped(compose):
+    services = compose["services"]
+    assert services["taskmanager"]["deploy"]["replicas"] == 2
+    env = services["submit-trending"]["environment"]
+    assert env["STREAMPULSE_FLINK__PARALLELISM"] == "2"
+    assert yaml.safe_load((PROJECT_ROOT / "flink-conf" / "config.yaml").read_text())["taskmanager"][
+        "load-balance"]["mode"] == "slots"  # one subtask per TaskManager, not both in the first one's slots
+    scrape = yaml.safe_load((PROJECT_ROOT / "docker" / "prometheus.yml").read_text())["scrape_configs"]
+    assert {"names": ["taskmanager"], "type": "A", "port": 9249} in [
+        sd for job in scrape for sd in job.get("dns_sd_configs", [])]

@@ -73,3 +73,25 @@ def test_checkpoint_dir_takes_a_uri_and_defaults_to_the_state_folder(config_file
     monkeypatch.setenv("STREAMPULSE_FLINK__CHECKPOINT_DIR", "/tmp/checkpoints")
     with pytest.raises(ConfigError, match=r"flink\.checkpoint_dir: expected a URI such as s3://bucket/path"):
         load_settings(config_file)
+
+
+def test_jobs_rescale_under_fixed_key_groups_with_uids_and_aligned_partitions(config_file, monkeypatch):
+    """What a savepoint needs to restore at another parallelism, and the posts' watermark alignment."""
+    from runtime.flink import job_config, posts_source_values
+
+    monkeypatch.setenv("STREAMPULSE_KAFKA__JOBS_PASSWORD", "unit-test-only")
+
+    settings = load_settings(config_file, with_credentials=False)
+    config = job_config(settings, "t")
+    assert config["pipeline.max-parallelism"] == "128"
+    assert config["table.exec.uid.generation"] == "ALWAYS"  # SQL operators' ids do not depend on chaining
+    source = posts_source_values(settings, topic="social.posts", group_id="g", bounded=False, watermark_s=30)
+    assert "'scan.watermark.alignment.group' = 'social.posts'" in source["kafka_source"]
+    assert "'scan.watermark.alignment.max-drift' = '120 s'" in source["kafka_source"]
+    monkeypatch.setenv("STREAMPULSE_FLINK__WATERMARK_ALIGNMENT_DRIFT_S", "0")
+    source = posts_source_values(load_settings(config_file, with_credentials=False), topic="social.posts",
+                                 group_id="g", bounded=False, watermark_s=30)
+    assert "alignment" not in source["kafka_source"]
+    monkeypatch.setenv("STREAMPULSE_FLINK__MAX_PARALLELISM", "0")
+    with pytest.raises(ConfigError, match=r"flink\.max_parallelism: expected a whole number from 1 to 32768"):
+        load_settings(config_file, with_credentials=False)
