@@ -18,6 +18,7 @@ figures show that cost, not a speed-up. Needs the local stack; stops the cluster
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import subprocess
 import sys
@@ -60,8 +61,9 @@ class BusySampler:
                         "GET", f"/jobs/{self.job_id}/vertices/{vertex['id']}/subtasks/metrics"
                         "?get=busyTimeMsPerSecond&agg=max")
                     for metric in metrics:
-                        if metric.get("max") is not None:
-                            self.samples[vertex["name"]].append(float(metric["max"]) / 1000)
+                        busy = float(metric.get("max") or "nan")
+                        if not math.isnan(busy):  # NaN while a subtask has not measured yet
+                            self.samples[vertex["name"]].append(busy / 1000)
             except Exception:
                 continue
 

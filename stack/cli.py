@@ -120,18 +120,22 @@ def _cluster(args, settings) -> int:
 def _submit(args, settings) -> int:
     from stack.cluster import Cluster
 
+    # submit's own options given after the job's name land in REMAINDER too: before a `--` (then nothing else may
+    # be there), or anywhere when argparse dropped a `--` that directly followed the job's name.
+    late = argparse.ArgumentParser(prog=f"streampulse submit {args.job}", add_help=False)
+    late.add_argument("--from-savepoint")
+    late.add_argument("--parallelism", "-p", type=_positive_int)
     job_args = list(args.job_args)
-    own = job_args[:job_args.index("--")] if "--" in job_args else job_args
-    if own:  # submit's own options given after the job's name, where REMAINDER took them
-        late = argparse.ArgumentParser(prog=f"streampulse submit {args.job}")
-        late.add_argument("--from-savepoint")
-        late.add_argument("--parallelism", type=_positive_int)
-        parsed, unknown = late.parse_known_args(own)
+    if "--" in job_args:
+        at = job_args.index("--")
+        parsed, unknown = late.parse_known_args(job_args[:at])
         if unknown:
             raise SystemExit(f"streampulse submit: unknown option(s) before `--`: {' '.join(unknown)}")
-        args.from_savepoint = parsed.from_savepoint or args.from_savepoint
-        args.parallelism = parsed.parallelism or args.parallelism
-        job_args = job_args[len(own):]
+        job_args = job_args[at + 1:]
+    else:
+        parsed, job_args = late.parse_known_args(job_args)
+    args.from_savepoint = parsed.from_savepoint or args.from_savepoint
+    args.parallelism = parsed.parallelism or args.parallelism
     print(Cluster(settings).submit(args.job, job_args, args.from_savepoint, parallelism=args.parallelism))
     return 0
 
