@@ -27,8 +27,15 @@ import time
 import uuid
 from collections import defaultdict
 
-from bench.trending_throughput import clear_span, log, produce_input, report, report_exactness, start_of_input
-from runtime import clients
+from bench.trending_throughput import (
+    clear_span,
+    log,
+    produce_input,
+    report,
+    report_exactness,
+    scratch_topics,
+    start_of_input,
+)
 from shared.settings import ENV_PREFIX, PROJECT_ROOT, load_settings
 
 
@@ -104,19 +111,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--taskmanagers", type=int, default=4, help="TaskManagers of the cluster (default 4)")
     args = parser.parse_args(argv)
 
-    from kafka.admin import NewTopic
-
     from stack.cluster import Cluster
     from tests.integration.sinks import remove_lake
 
     env = os.environ | {f"{ENV_PREFIX}FLINK__TASKMANAGERS": str(args.taskmanagers)}
     os.environ.update(env)  # this process's Cluster and every `streampulse` it runs see the same cluster
     settings = load_settings()
-    suffix = uuid.uuid4().hex[:8]
-    topic, empty, alerts = f"bench.posts.{suffix}", f"bench.empty.{suffix}", f"bench.alerts.{suffix}"
-    lake = f"bench-{suffix}/keyword_counts"
-    admin = clients.kafka_admin(settings)
-    admin.create_topics([NewTopic(topic, 4, 1), NewTopic(empty, 4, 1), NewTopic(alerts, 1, 1)])
+    admin, suffix, topic, empty, alerts, lake = scratch_topics(settings)
     report("command", f"python -m bench.scaling --count {args.count} --rate {args.rate:g} --seed {args.seed} "
                       f"--parallelism {' '.join(map(str, args.parallelism))} --taskmanagers {args.taskmanagers}")
     report("settings", f"{args.taskmanagers} TaskManagers, state backend {settings.flink.state_backend}, checkpoints "

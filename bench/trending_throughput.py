@@ -160,17 +160,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.window_count_job:
         return window_count_job(args.window_count_job, args.group_id, args.aggregate)
 
-    from kafka.admin import NewTopic
-
     from bench.peers import check, ensure_venv, peer_environment
     from tests.integration.sinks import remove_lake
 
     settings = load_settings()
-    suffix = uuid.uuid4().hex[:8]
-    topic, empty, alerts = f"bench.posts.{suffix}", f"bench.empty.{suffix}", f"bench.alerts.{suffix}"
-    lake = f"bench-{suffix}/keyword_counts"
-    admin = clients.kafka_admin(settings)
-    admin.create_topics([NewTopic(topic, 4, 1), NewTopic(empty, 4, 1), NewTopic(alerts, 1, 1)])
+    admin, suffix, topic, empty, alerts, lake = scratch_topics(settings)
     report("command", f"python -m bench.trending_throughput --count {args.count} --rate {args.rate:g} "
                       f"--seed {args.seed} --only {' '.join(args.only)}")
     report("settings", f"parallelism {settings.flink.parallelism}, state backend {settings.flink.state_backend}, "
@@ -223,6 +217,18 @@ def main(argv: list[str] | None = None) -> int:
             remove_lake(settings, f"{lake}-{name}-empty")
         clear_span(settings, start_ms)  # leave the dashboards' tables as they were
     return 0
+
+
+def scratch_topics(settings):
+    """A run's own topics — the input and an empty one of the same shape (4 partitions, like social.posts),
+    and one for alerts and dead letters — and lake prefix: (admin client, suffix, input, empty, alerts, lake)."""
+    from kafka.admin import NewTopic
+
+    suffix = uuid.uuid4().hex[:8]
+    topic, empty, alerts = f"bench.posts.{suffix}", f"bench.empty.{suffix}", f"bench.alerts.{suffix}"
+    admin = clients.kafka_admin(settings)
+    admin.create_topics([NewTopic(topic, 4, 1), NewTopic(empty, 4, 1), NewTopic(alerts, 1, 1)])
+    return admin, suffix, topic, empty, alerts, f"bench-{suffix}/keyword_counts"
 
 
 def produce_input(settings, topic: str, dlq_topic: str, count: int, rate: float, seed: int, suffix: str
