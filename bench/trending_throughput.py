@@ -240,7 +240,9 @@ def produce_input(settings, topic: str, dlq_topic: str, count: int, rate: float,
     subprocess.run([sys.executable, "-m", "stack.cli", "produce", "synthetic", "--count", str(count),
                     "--rate", str(rate), "--seed", str(seed), "--start", START, "--topic", topic,
                     *[x for burst in BURSTS for x in ("--burst", burst)], "--dlq-topic", dlq_topic, "--no-resume",
-                    "--no-progress", "--cursor-name", f"bench-{suffix}"],
+                    "--no-progress", "--cursor-name", f"bench-{suffix}",
+                    # schemaless Avro: what Flink's plain `avro` format (the SQL ceiling) and the peers read
+                    "--encoding", "legacy"],
                    cwd=PROJECT_ROOT, check=True, stderr=subprocess.DEVNULL)
     posts = read_posts(settings.kafka.bootstrap, topic, settings.kafka.client_options("admin"))
     start_ms, last_ms = start_of_input(), max(p["created_at"] for p in posts)

@@ -31,6 +31,7 @@ from connectors.producer import (
 )
 from runtime.metrics import scrape_target
 from shared.names import DELETES_TOPIC, DLQ_TOPIC, POSTS_TOPIC
+from shared.post import SCHEMA_VERSIONS
 from shared.settings import Settings
 
 log = logging.getLogger("streampulse.produce")
@@ -104,6 +105,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     common.add_argument("--cursor-name", help="cursor file name under <state>/cursors (default: derived from input)")
     common.add_argument("--no-resume", action="store_true", help="ignore a saved cursor and start from the beginning")
     common.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    common.add_argument("--encoding", choices=("confluent", "legacy"),
+                        help="wire form: confluent (schema id from the registry, then Avro) or legacy (schemaless "
+                             "Avro v1) (default: registry.producer_encoding)")
+    common.add_argument("--schema-version", type=int, choices=SCHEMA_VERSIONS,
+                        help="the SocialPost schema version to write, registered with the schema registry at start "
+                             "(default: registry.producer_schema_version; legacy writes 1)")
 
     synthetic = sources.add_parser("synthetic", parents=[common], help="seeded synthetic posts with known bursts",
                                    description="Generate deterministic synthetic posts (Zipf vocabulary in several "
@@ -243,7 +250,8 @@ def _publish(args, settings, source, items, cursor_store, total, event_time, sto
         metrics.serve(args.metrics_port)
         announce = scrape_target(settings, f"producer-{source}", args.metrics_port, {"source": source})
     producer = PostProducer(settings, source, topic=args.topic, dlq_topic=args.dlq_topic,
-                            deletes_topic=args.deletes_topic, metrics=metrics)
+                            deletes_topic=args.deletes_topic, metrics=metrics, encoding=args.encoding,
+                            schema_version=args.schema_version)
     stop = (stop or StopFlag()).install()
     speed = getattr(args, "speed", 0.0)  # live sources have no pace of their own
     pacer = EventTimePacer(speed) if speed > 0 else None

@@ -1,5 +1,10 @@
 """The producer runtime every source uses: validate → Avro → `social.posts`, rejects → the dead-letter topic.
 
+- the wire form (registry.producer_encoding): Confluent-framed Avro by default — the writer schema (SocialPost
+  version registry.producer_schema_version, or --schema-version) registered under registry.subject when the
+  producer starts, which fails then, naming the registry's reason, when the registry refuses it (its
+  compatibility rule) — or legacy schemaless Avro version 1;
+
 A source is an iterable of `SourceItem`s (a raw payload plus the cursor to resume after it).
 `run_source` drives one through a `PostProducer`:
 
@@ -40,8 +45,9 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, star
 from runtime.stop import StopFlag
 from shared.enrich import detect_language
 from shared.names import DELETES_TOPIC, DLQ_TOPIC, POSTS_TOPIC
-from shared.post import InvalidPost, RejectReason, SocialPost, encode, now_ms, parse_post
-from shared.settings import Settings
+from shared.post import InvalidPost, RejectReason, SocialPost, encode, encode_framed, now_ms, parse_post, schema_json
+from shared.schema_registry import RegistryUnavailable, SchemaRefused, SchemaRegistry
+from shared.settings import ConfigError, Settings
 
 log = logging.getLogger(__name__)
 DETECTS_LANGUAGES = frozenset({"bluesky", "reddit", "mastodon"})  # the live sources (see PostProducer)
@@ -173,6 +179,27 @@ class ProduceError(RuntimeError):
     """Kafka kept refusing records: the producer stops rather than move its cursor past them."""
 
 
+class SchemaRejected(ProduceError):
+    """The schema registry refused the producer's writer schema: it does not start. The message names the
+    subject and the registry's reason."""
+
+
+def register_writer_schema(settings: Settings, version: int, schema: dict | None = None) -> int:
+    """Register the writer schema (SocialPost `version`, or `schema`) under registry.subject and return its id.
+    SchemaRejected when the registry refuses it; ServiceUnavailable (with the URL and the fix) when it is down."""
+    from runtime.clients import ServiceUnavailable
+
+    registry = settings.registry
+    try:
+        with SchemaRegistry(registry.base_url, registry.timeout_s) as client:
+            return client.register(registry.subject, schema if schema is not None else schema_json(version))
+    except SchemaRefused as exc:
+        raise SchemaRejected(f"the schema registry refused the producer's writer schema for subject "
+                             f"{exc.subject!r} (HTTP {exc.status}): {exc.reason}") from None
+    except RegistryUnavailable as exc:
+        raise ServiceUnavailable("the schema registry", registry.base_url, exc.cause) from None
+
+
 class PostProducer:
     """Validates and publishes posts; thread-safe accounting, one instance per source process."""
 
@@ -180,13 +207,26 @@ class PostProducer:
                  deletes_topic: str = DELETES_TOPIC, metrics: ProducerMetrics | None = None,
                  max_in_flight_bytes: int = 32 * 1024 * 1024,
                  linger_ms: int = 20, batch_size: int = 256 * 1024, now: Callable[[], int] = now_ms,
-                 detect_languages: bool | None = None):
+                 detect_languages: bool | None = None, encoding: str | None = None,
+                 schema_version: int | None = None, writer_schema: dict | None = None):
         from kafka import KafkaProducer
         from kafka.errors import KafkaTimeoutError
 
         from runtime.clients import ServiceUnavailable
 
         self.source, self.topic, self.dlq_topic, self.deletes_topic = source, topic, dlq_topic, deletes_topic
+        # The wire form, settled before Kafka is touched: a registry that refuses the writer schema (or is down)
+        # stops the producer at its start. `writer_schema` (a schema of its own, registered as it is) is for tests.
+        self.encoding = encoding or settings.registry.producer_encoding
+        if self.encoding not in ("confluent", "legacy"):
+            raise ConfigError(f"encoding {self.encoding!r} is not confluent or legacy")
+        if self.encoding == "legacy" and schema_version not in (None, 1):
+            raise ConfigError(f"the legacy encoding writes SocialPost version 1 only, not {schema_version}: "
+                              "use --encoding confluent for a later version")
+        self.schema_version = 1 if self.encoding == "legacy" else (
+            schema_version or settings.registry.producer_schema_version)
+        self.schema_id = (register_writer_schema(settings, self.schema_version, writer_schema)
+                          if self.encoding == "confluent" else None)
         # A live source's post without a language gets the detected one (shared/enrich.py), once, here: Kafka, the
         # lake and every job then agree on it. Replayed and synthetic posts are published as recorded.
         self.detect_languages = source in DETECTS_LANGUAGES if detect_languages is None else detect_languages
@@ -229,16 +269,22 @@ class PostProducer:
         except InvalidPost as exc:
             self.reject(payload, exc.reason, exc.detail, uid_hint=uid_hint)
             return None
-        if self.detect_languages and not post.langs:
-            detected = detect_language(post.text)
+        if self.detect_languages:
+            detected = None if post.langs else detect_language(post.text)
             if detected:
                 post = dataclasses.replace(post, langs=(detected,))
                 self.metrics.languages.labels(self.source, detected).inc()
+            post.extra["lang_detected"] = bool(detected)  # written by schema version 2
+        if post.schema_version != self.schema_version:
+            post = dataclasses.replace(post, schema_version=self.schema_version)
         self.send(post)
         return post
 
     def send(self, post: SocialPost) -> None:
-        value = encode(post, self._buffer)
+        if self.schema_id is None and post.schema_version != 1:  # the legacy form is version 1 only
+            post = dataclasses.replace(post, schema_version=1)
+        value = (encode(post, self._buffer) if self.schema_id is None
+                 else encode_framed(post, self.schema_id, self.schema_version, self._buffer))
         # The post's event time travels in a header, where the jobs' watermarks read it (sql/flink/
         # social_posts_source.sql); the record's own timestamp stays the time it was sent, which the broker
         # bounds and Kafka's retention counts from (a replay of old posts is not deleted on arrival).

@@ -23,6 +23,7 @@ if __package__ in (None, ""):  # `flink run -py jobs/archive.py`: make the proje
 
 from pyflink.common import Row, Types
 
+from runtime.backfill import add_posts_by_minute
 from runtime.flink import add_outputs, add_sql, interval, jdbc_options, posts_source_values, stream_env
 from runtime.job import job_main, lake_path, run_script
 from runtime.lake import default_path
@@ -82,8 +83,8 @@ def build(settings: Settings, args) -> object:
               "path": path, "commit_delay": f"{args.commit_delay_s} s", "dedupe_ttl": f"{DEDUPE_TTL_S} s",
               **jdbc_options(settings)}
     statement_set = t_env.create_statement_set()
-    for name in ("social_posts_source", "posts_by_minute"):
-        add_sql(t_env, statement_set, name, **values)
+    add_posts_by_minute(t_env, statement_set, settings, args, values)
+    add_sql(t_env, statement_set, "lake_posts", **values)
     decoded = (t_env.to_data_stream(t_env.from_path("posts_by_minute"))
                .key_by(lambda r: 0, key_type=Types.INT())
                .process(DecodePosts(topic, tumble_s), output_type=POST_ROW)

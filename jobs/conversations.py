@@ -28,7 +28,8 @@ from pyflink.common import Row, RowKind, Types
 from pyflink.datastream import RuntimeContext
 from pyflink.datastream.state import MapStateDescriptor
 
-from runtime.flink import add_outputs, add_sql, interval, jdbc_options, posts_source_values, stream_env
+from runtime.backfill import add_posts_by_minute
+from runtime.flink import add_outputs, interval, jdbc_options, posts_source_values, stream_env
 from runtime.job import job_main, run_script
 from runtime.minute_stage import QUARANTINE, MinuteStage
 from shared.conversations import Conversation, ConversationSettings, Thread, thread_root, too_late
@@ -190,8 +191,7 @@ def build(settings: Settings, args) -> object:
         **jdbc_options(settings),
     }
     statement_set = t_env.create_statement_set()
-    add_sql(t_env, statement_set, "social_posts_source", **values)
-    add_sql(t_env, statement_set, "posts_by_minute", **values)
+    add_posts_by_minute(t_env, statement_set, settings, args, values)
     sessions = (t_env.to_data_stream(t_env.from_path("posts_by_minute"))
                 .key_by(lambda r: 0, key_type=Types.INT())
                 .process(Sessions(conversations, args.topic), output_type=CONVERSATION_ROW)

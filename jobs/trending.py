@@ -14,6 +14,7 @@ one list of posts per open minute (no per-keyword state), and Python counts a mi
 per-post work runs batched, not a row at a time. bench/trending_throughput.py measures it.
 
     streampulse run trending -- [--bounded] [--topic social.posts] [--alerts-topic trends.alerts]
+    streampulse backfill trending --from TIME --to TIME [--target-tables NAME]   (the lake, batch mode)
     flink run -py jobs/trending.py -- [same options]
 """
 
@@ -30,7 +31,9 @@ from pyflink.common import Row, Types
 from pyflink.datastream import OutputTag, RuntimeContext
 from pyflink.datastream.state import MapStateDescriptor, ValueStateDescriptor
 
-from runtime.flink import add_outputs, add_sql, interval, jdbc_options, kafka_sink, posts_source_values, stream_env
+from runtime.backfill import add_posts_by_minute, target_tables
+from runtime.backfill import period_of as backfill_period
+from runtime.flink import add_outputs, interval, jdbc_options, kafka_sink, posts_source_values, stream_env
 from runtime.job import job_main, lake_path, run_script
 from runtime.minute_stage import QUARANTINE, MinuteStage
 from runtime.trend_cache import TrendPublisher, redis_options
@@ -110,9 +113,10 @@ class CountAndScore(MinuteStage):
 
     job = "trending"
 
-    def __init__(self, settings: TrendingSettings, redis_options: dict, topic: str):
+    def __init__(self, settings: TrendingSettings, redis_options: dict | None, topic: str):
         super().__init__(topic, settings.tumble_s)
         self.settings, self.redis_options = settings, redis_options
+        self.ignored = frozenset(settings.ignore_keywords)
 
     def open(self, runtime_context: RuntimeContext):
         super().open(runtime_context)
@@ -124,7 +128,8 @@ class CountAndScore(MinuteStage):
         self.trends_emitted = metrics.counter("trendsEmitted")
         self.windows_scored = metrics.counter("windowsScored")
         self.baselines_expired = metrics.counter("baselinesExpired")
-        self.redis = TrendPublisher(self.redis_options, self.settings.redis_ttl_s)
+        # None in a backfill: Redis holds what is trending now, not in a past period
+        self.redis = TrendPublisher(self.redis_options, self.settings.redis_ttl_s) if self.redis_options else None
         # Read-through copies of state this instance wrote or read; a restored instance starts empty and
         # reads the state, which stays the truth.
         self.minute_cache: dict[int, MinuteCounts] = {}
@@ -134,7 +139,11 @@ class CountAndScore(MinuteStage):
     # -- MinuteStage ------------------------------------------------------------------------------------------
 
     def count(self, index: int, posts) -> MinuteCounts:
-        return count_posts(index, posts, self.settings.sentiment)
+        return count_posts(index, posts, self.settings.sentiment, self.ignored)
+
+    def closes_with(self, index: int) -> range:
+        # and the minutes after it that end a sliding window it is in: each window is scored as its last minute closes
+        return range(index, index + self.settings.overlap)
 
     def merge(self, index: int, parts: list[MinuteCounts]) -> MinuteCounts:
         counts = MinuteCounts(index)
@@ -179,7 +188,8 @@ class CountAndScore(MinuteStage):
         self.progress_state.update(progress)
         self.progress = None
         if progress.last_data_minute is not None and closed + 1 < progress.last_data_minute + overlap:
-            # windows still to come that only older minutes fill (no batch will arrive to ask for them)
+            # windows still to come that only older minutes fill (closes_with registered their timers too; after a
+            # restore from a savepoint of an older version this one is the only one)
             ctx.timer_service().register_event_time_timer((closed + 2) * self.tumble_ms - 1)
 
     # -- minutes ----------------------------------------------------------------------------------------------
@@ -268,7 +278,8 @@ class CountAndScore(MinuteStage):
 
         ranked = rank(decisions, self.settings.top_n)
         if ranked:
-            publish_to_redis(self.redis, ranked, moods)
+            if self.redis is not None:
+                publish_to_redis(self.redis, ranked, moods)
             self.trends_emitted.inc(len(ranked))
             for position, d in ranked:
                 mood = moods[d.keyword]
@@ -299,11 +310,18 @@ def default_counts_path(settings: Settings) -> str:
 
 
 
+# What a backfill leaves out (runtime/backfill.py): what happens now, and the lake's append-only counts.
+LIVE_ONLY = frozenset({"trend_alerts_sink", "keyword_counts_lake", "quarantine_sink"})
+TABLES = ("trends", "keyword_window_counts", "window_posts", "late_posts")
+
+
 def build(settings: Settings, args) -> object:
     topic, alerts_topic, bounded, group_id = args.topic, args.alerts_topic, args.bounded, args.group_id
     counts_path = args.counts_path
     trending = settings.trending
-    env, t_env = stream_env(settings, "streampulse-trending", extra={"table.local-time-zone": "UTC"})
+    backfill = backfill_period(args) is not None
+    env, t_env = stream_env(settings, "streampulse-trending" + ("-backfill" if backfill else ""),
+                            extra={"table.local-time-zone": "UTC"}, batch=backfill)
     values = {
         **posts_source_values(settings, topic=topic, group_id=group_id, bounded=bounded,
                               watermark_s=trending.watermark_s),
@@ -312,20 +330,22 @@ def build(settings: Settings, args) -> object:
         "counts_path": counts_path or default_counts_path(settings), **jdbc_options(settings),
         "alerts_sink": kafka_sink(settings, topic=alerts_topic,
                                   transactional_id_prefix=f"streampulse-trending-{uuid.uuid4().hex[:8]}"),
+        "table_suffix": target_tables(settings, args, TABLES),
     }
     statement_set = t_env.create_statement_set()
-    add_sql(t_env, statement_set, "social_posts_source", **values)
-    add_sql(t_env, statement_set, "posts_by_minute", **values)
+    add_posts_by_minute(t_env, statement_set, settings, args, values)
 
     # The only Table → DataStream hand-off: the topic is read once, by this one pipeline.
+    stage = CountAndScore(trending, None if backfill else redis_options(settings), topic)
     scored = (t_env.to_data_stream(t_env.from_path("posts_by_minute"))
               .key_by(lambda r: 0, key_type=Types.INT())
-              .process(CountAndScore(trending, redis_options(settings), topic), output_type=COUNT_ROW)
+              .process(stage, output_type=COUNT_ROW)
               .uid("count-and-score").name("Count keywords per minute, score sliding windows, publish to Redis"))
     views = {"keyword_count_rows": scored, "trend_rows": scored.get_side_output(TRENDS),
              "keyword_rows": scored.get_side_output(KEYWORDS), "window_total_rows": scored.get_side_output(TOTALS),
              "counted_late_posts": scored.get_side_output(LATE), "quarantined_rows": scored.get_side_output(QUARANTINE)}
-    add_outputs(t_env, statement_set, views, ("trending_outputs", "quarantine_sink"), **values)
+    add_outputs(t_env, statement_set, views, ("trending_outputs", "quarantine_sink"),
+                skip_inserts_into=LIVE_ONLY if backfill else frozenset(), **values)
     return env
 
 
@@ -336,7 +356,7 @@ def arguments(parser) -> None:
                         "<state>/lake/keyword_counts)")
 
 
-main = job_main("trending", __doc__, build, topic=POSTS_TOPIC, arguments=arguments)
+main = job_main("trending", __doc__, build, topic=POSTS_TOPIC, arguments=arguments, backfill=True)
 
 if __name__ == "__main__":
     run_script(main)

@@ -24,6 +24,7 @@ scores like any other row. A replay of old posts is never live, so a bounded run
 
     streampulse run volume -- [--bounded] [--topic social.posts] [--anomalies-topic volume.anomalies]
                               [--dlq-topic social.posts.dlq]
+    streampulse backfill volume --from TIME --to TIME [--target-tables NAME]   (the lake, batch mode)
     flink run -py jobs/volume.py -- [same options]
 """
 
@@ -40,9 +41,10 @@ from pyflink.common import Row, Types
 from pyflink.datastream import KeyedProcessFunction, OutputTag, RuntimeContext, TimeDomain
 from pyflink.datastream.state import MapStateDescriptor, ValueStateDescriptor
 
+from runtime.backfill import add_posts_by_minute, target_tables
+from runtime.backfill import period_of as backfill_period
 from runtime.flink import (
     add_outputs,
-    add_sql,
     interval,
     jdbc_options,
     kafka_sink,
@@ -83,9 +85,9 @@ class CountSeries(MinuteStage):
 
     job = "volume"
 
-    def __init__(self, topic: str, settings: VolumeSettings):
+    def __init__(self, topic: str, settings: VolumeSettings, heartbeat: bool = True):
         super().__init__(topic, settings.tumble_s)
-        self.settings = settings
+        self.settings, self.heartbeat = settings, heartbeat  # no heartbeat in a backfill: a past period has no clock
 
     def open(self, runtime_context: RuntimeContext):
         super().open(runtime_context)
@@ -102,7 +104,9 @@ class CountSeries(MinuteStage):
 
     def process_element(self, value, ctx):
         yield from super().process_element(value, ctx)
-        ctx.timer_service().register_processing_time_timer(self._next_beat(ctx.timer_service().current_processing_time()))
+        if self.heartbeat:
+            ctx.timer_service().register_processing_time_timer(
+                self._next_beat(ctx.timer_service().current_processing_time()))
 
     def on_timer(self, timestamp: int, ctx):
         if ctx.time_domain() == TimeDomain.PROCESSING_TIME:
@@ -192,9 +196,12 @@ class CountSeries(MinuteStage):
 class ScoreSeries(KeyedProcessFunction):
     """Per series: the baseline state, the score of each window, and a timer for the next window."""
 
-    def __init__(self, settings: VolumeSettings):
+    def __init__(self, settings: VolumeSettings, silence_until_ms: int | None = None):
         self.settings = settings
         self.window_ms = settings.tumble_s * 1000
+        # A backfill (batch mode) fires every timer at the end of its input, under the end-of-input watermark:
+        # silent windows ending by this instant are scored then, as the stream's watermark would have scored them.
+        self.silence_until_ms = silence_until_ms
 
     def open(self, runtime_context: RuntimeContext):
         baseline = ValueStateDescriptor("baseline", Types.PICKLED_BYTE_ARRAY())
@@ -219,9 +226,17 @@ class ScoreSeries(KeyedProcessFunction):
         # The watermark passed the end of window `index`; had it held posts, its row would have come first.
         index = (timestamp + 1) // self.window_ms - 1
         state = self.baseline.value()
-        if state is None or state.last_index >= index or ctx.timer_service().current_watermark() >= END_OF_INPUT:
+        if state is None or state.last_index >= index:
             return
-        yield from self._score(index, 0, ctx)
+        if ctx.timer_service().current_watermark() < END_OF_INPUT:
+            yield from self._score(index, 0, ctx)
+        elif self.silence_until_ms is not None:
+            # A backfill's end of input: every silent window up to silence_until_ms now, in one go — a timer
+            # registered while the end of input fires the others is lost in batch mode.
+            while state is not None and still_expected(state, self.settings) \
+                    and (state.last_index + 2) * self.window_ms - 1 <= self.silence_until_ms:
+                yield from self._score(state.last_index + 1, 0, ctx)
+                state = self.baseline.value()
 
     def _score(self, index: int, posts: int, ctx):
         state, decision = observe(self.baseline.value(), index, posts, self.settings)
@@ -254,35 +269,47 @@ class ScoreSeries(KeyedProcessFunction):
                    outage.expected_posts, outage.observed_posts, outage.p_value, outage.severity, outage.ongoing)
 
 
+# What a backfill leaves out (runtime/backfill.py): what happens now (the dead-letter topic's rejects included).
+LIVE_ONLY = frozenset({"rejected_posts_sink", "volume_anomalies_topic", "quarantine_sink"})
+TABLES = ("volume_windows", "volume_anomalies", "volume_outages")
+
+
 def build(settings: Settings, args) -> object:
     topic, anomalies_topic, dlq_topic = args.topic, args.anomalies_topic, args.dlq_topic
     bounded, group_id = args.bounded, args.group_id
     volume = settings.volume
-    env, t_env = stream_env(settings, "streampulse-volume", extra={"table.local-time-zone": "UTC"})
+    period = backfill_period(args)
+    env, t_env = stream_env(settings, "streampulse-volume" + ("-backfill" if period else ""),
+                            extra={"table.local-time-zone": "UTC"}, batch=period is not None)
     values = {
         **posts_source_values(settings, topic=topic, group_id=group_id, bounded=bounded,
                               watermark_s=volume.watermark_s),
         "tumble": interval(volume.tumble_s), "tumble_s": volume.tumble_s,
         "batch_shards": settings.flink.minute_batch_shards, **jdbc_options(settings),
-        "dlq_source": kafka_source(settings, topic=dlq_topic, group_id=group_id, bounded=bounded),
+        # never read by a backfill (LIVE_ONLY), but batch mode refuses even to plan a view over an unbounded table
+        "dlq_source": kafka_source(settings, topic=dlq_topic, group_id=group_id, bounded=bounded or period is not None),
         "anomalies_sink": kafka_sink(settings, topic=anomalies_topic,
                                      transactional_id_prefix=f"streampulse-volume-{uuid.uuid4().hex[:8]}"),
+        "table_suffix": target_tables(settings, args, TABLES),
     }
     statement_set = t_env.create_statement_set()
-    add_sql(t_env, statement_set, "social_posts_source", **values)
-    add_sql(t_env, statement_set, "posts_by_minute", **values)
+    add_posts_by_minute(t_env, statement_set, settings, args, values)
     # The only Table → DataStream hand-off for the posts: the topic is read once, by this one pipeline.
     counted = (t_env.to_data_stream(t_env.from_path("posts_by_minute"))
                .key_by(lambda r: 0, key_type=Types.INT())
-               .process(CountSeries(topic, volume), output_type=SERIES_ROW)
+               .process(CountSeries(topic, volume, heartbeat=period is None), output_type=SERIES_ROW)
                .uid("count-series").name("Count posts per series and minute"))
+    # A backfill scores silent windows up to where the watermark of a stream that had read the period's posts
+    # (the last at --to minus 1 ms at the latest) would be.
+    silence_until = None if period is None else period.end_ms - 1 - volume.watermark_s * 1000
     anomalies = (counted.key_by(lambda r: f"{r.dimension}|{r.series}", key_type=Types.STRING())
-                 .process(ScoreSeries(volume), output_type=ANOMALY_ROW)
+                 .process(ScoreSeries(volume, silence_until), output_type=ANOMALY_ROW)
                  .uid("score-series").name("Score volume series (seasonal NB, outages, silent minutes)"))
     views = {"volume_window_rows": counted, "volume_anomaly_rows": anomalies,
              "volume_outage_rows": anomalies.get_side_output(OUTAGES),
              "quarantined_rows": counted.get_side_output(QUARANTINE)}
-    add_outputs(t_env, statement_set, views, ("volume", "volume_outputs", "quarantine_sink"), **values)
+    add_outputs(t_env, statement_set, views, ("volume", "volume_outputs", "quarantine_sink"),
+                skip_inserts_into=LIVE_ONLY if period is not None else frozenset(), **values)
     return env
 
 
@@ -291,7 +318,7 @@ def arguments(parser) -> None:
     parser.add_argument("--dlq-topic", default=DLQ_TOPIC, help="counted per minute into rejected_posts")
 
 
-main = job_main("volume", __doc__, build, topic=POSTS_TOPIC, arguments=arguments)
+main = job_main("volume", __doc__, build, topic=POSTS_TOPIC, arguments=arguments, backfill=True)
 
 if __name__ == "__main__":
     run_script(main)

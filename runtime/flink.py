@@ -177,37 +177,56 @@ def table_env(settings: Settings, job_name: str, *, streaming: bool = True, extr
 def contract_values() -> dict[str, str]:
     """Placeholders every SQL file may use, derived from the contracts: the SocialPost columns as Kafka's Avro
     records carry them (`post_columns`) and as the lake stores them (`lake_post_columns`: UTC timestamps, the
-    source in the partition path)."""
-    from shared.post import flink_columns
+    source in the partition path); a lake row as the post's JSON document (`lake_post_json`: timestamps in
+    ISO-8601 UTC, which shared/post.py parse_post reads); seconds since the epoch of the timestamp columns the
+    minute batches need (`epoch_s_of_<column>`)."""
+    from shared.post import FIELDS, flink_columns, is_timestamp
 
-    return {"post_columns": flink_columns(), "lake_post_columns": flink_columns("TIMESTAMP(3)", exclude=("source",))}
+    json_fields = ", ".join(f"'{name}' VALUE CAST(`{name}` AS TIMESTAMP_LTZ(3))" if is_timestamp(avro_type)
+                            else f"'{name}' VALUE `{name}`" for name, avro_type in FIELDS.items())
+    return {"post_columns": flink_columns(), "lake_post_columns": flink_columns("TIMESTAMP(3)", exclude=("source",)),
+            "lake_post_json": f"JSON_OBJECT({json_fields})",
+            **{f"epoch_s_of_{column}": epoch_seconds(column) for column in ("event_ts", "newest_ts", "created_at")}}
+
+
+def epoch_seconds(column: str) -> str:
+    """SQL: seconds since the epoch of a TIMESTAMP column (UTC) as BIGINT. TIMESTAMPDIFF(SECOND, ...) alone is
+    an INT, which overflows in 2038: whole days, then the seconds into the day."""
+    epoch = "TIMESTAMP '1970-01-01 00:00:00'"
+    return (f"(CAST(TIMESTAMPDIFF(DAY, {epoch}, {column}) AS BIGINT) * 86400 + TIMESTAMPDIFF(SECOND, "
+            f"TIMESTAMPADD(DAY, TIMESTAMPDIFF(DAY, {epoch}, {column}), {epoch}), {column}))")
 
 
 def sql_statements(name: str, **values: object) -> list[str]:
     """sql/flink/<name>.sql with ${placeholders} filled, split into statements at `;` line ends."""
-    values = contract_values() | values
+    values = contract_values() | {"table_suffix": ""} | values  # table_suffix: runtime/backfill.py
     text = string.Template((SQL_DIR / f"{name}.sql").read_text()).substitute({k: str(v) for k, v in values.items()})
     text = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("--"))
     return [stmt.strip() for stmt in re.split(r";\s*$", text, flags=re.MULTILINE) if stmt.strip()]
 
 
-def add_sql(t_env, statement_set, name: str, **values: object) -> None:
-    """Run sql/flink/<name>.sql: DDL and views now, INSERTs into the job's statement set (one job)."""
+def add_sql(t_env, statement_set, name: str, *, skip_inserts_into: frozenset[str] = frozenset(),
+            **values: object) -> None:
+    """Run sql/flink/<name>.sql: DDL and views now, INSERTs into the job's statement set (one job), but those into
+    a table named in `skip_inserts_into` (a backfill leaves out what only a live job writes)."""
     for statement in sql_statements(name, **values):
         if statement.upper().startswith("INSERT"):
-            statement_set.add_insert_sql(statement)
+            target = re.match(r"INSERT\s+INTO\s+`?(\w+)", statement, re.IGNORECASE)
+            if not (target and target.group(1) in skip_inserts_into):
+                statement_set.add_insert_sql(statement)
         else:
             t_env.execute_sql(statement)
 
 
-def add_outputs(t_env, statement_set, views: dict, sql_files: tuple[str, ...], **values: object) -> None:
+def add_outputs(t_env, statement_set, views: dict, sql_files: tuple[str, ...], *,
+                skip_inserts_into: frozenset[str] = frozenset(), **values: object) -> None:
     """The end of every job's build: its Python streams registered as views (`views`: name → DataStream), the SQL
     files that write them to their sinks added to the job's one statement set, and the set attached to the
     DataStream graph, so that env.execute runs it all as one job, as `flink run` expects."""
     for name, stream in views.items():
         t_env.create_temporary_view(name, t_env.from_data_stream(stream))
     for name in sql_files:
-        add_sql(t_env, statement_set, name, **values)
+        add_sql(t_env, statement_set, name, skip_inserts_into=skip_inserts_into, **values)
     statement_set.attach_as_datastream()
 
 
@@ -281,8 +300,10 @@ def jdbc_options(settings: Settings, role: str = "writer") -> dict[str, str]:
     }
 
 
-def stream_env(settings: Settings, job_name: str, *, extra: dict[str, str] | None = None):
-    """A DataStream environment and a Table environment over it, for jobs that mix the two APIs."""
+def stream_env(settings: Settings, job_name: str, *, extra: dict[str, str] | None = None, batch: bool = False):
+    """A DataStream environment and a Table environment over it, for jobs that mix the two APIs. `batch`: Flink's
+    BATCH execution (a backfill over a finished period): bounded inputs only, each keyed operator's input sorted
+    by key, event-time timers fired when a key's input ends, no checkpoints."""
     from pyflink.common import Configuration
     from pyflink.datastream import StreamExecutionEnvironment
     from pyflink.table import EnvironmentSettings, StreamTableEnvironment
@@ -290,11 +311,15 @@ def stream_env(settings: Settings, job_name: str, *, extra: dict[str, str] | Non
     prepare_process_environment(settings)
     config = Configuration()
     values = job_config(settings, job_name) | (extra or {})
+    if batch:
+        values = {k: v for k, v in values.items() if not k.startswith("execution.checkpointing.interval")}
+        values["execution.runtime-mode"] = "BATCH"
     for key, value in values.items():
         config.set_string(key, value)
     env = StreamExecutionEnvironment.get_execution_environment(config)
-    t_env = StreamTableEnvironment.create(env, EnvironmentSettings.new_instance().in_streaming_mode()
-                                          .with_configuration(config).build())
+    mode = EnvironmentSettings.new_instance()
+    mode = mode.in_batch_mode() if batch else mode.in_streaming_mode()
+    t_env = StreamTableEnvironment.create(env, mode.with_configuration(config).build())
     initialize_file_systems(values)
     return env, t_env
 

@@ -3,7 +3,8 @@ environment (its sources, operators and sinks, every INSERT in one statement set
 
     main = job_main("archive", __doc__, build, topic=POSTS_TOPIC, arguments=arguments)
 
-gives `main(argv)`: --topic, --group-id (streampulse-<job>), --bounded and the job's own options; the settings;
+gives `main(argv)`: --topic, --group-id (streampulse-<job>), --bounded, the backfill's options when the job has a
+backfill (runtime/backfill.py) and the job's own options; the settings;
 the job run in the foreground or submitted, as runtime/flink.py `execute` decides.
 """
 
@@ -28,7 +29,8 @@ def lake_path(value: str) -> str:
 
 
 def job_main(name: str, doc: str | None, build: Callable[[Settings, argparse.Namespace], object], *, topic: str,
-             arguments: Callable[[argparse.ArgumentParser], None] | None = None) -> Callable[..., int]:
+             arguments: Callable[[argparse.ArgumentParser], None] | None = None,
+             backfill: bool = False) -> Callable[..., int]:
     def main(argv: list[str] | None = None) -> int:
         parser = argparse.ArgumentParser(prog=f"streampulse run {name}", description=doc,
                                          formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -38,9 +40,14 @@ def job_main(name: str, doc: str | None, build: Callable[[Settings, argparse.Nam
                             help="read the topic from the start to its current end, then finish (tests, demo)")
         if arguments:
             arguments(parser)
+        if backfill:  # --from/--to: the job over a past period of the lake, in batch mode
+            from runtime import backfill as backfill_options
+
+            backfill_options.arguments(parser)
         args = parser.parse_args([a for a in (argv if argv is not None else sys.argv[1:]) if a != "--"])
         env = build(load_settings(), args)
-        log.info("%s job: reading %s", name, args.topic)
+        source = "the lake" if getattr(args, "backfill_from", None) else args.topic
+        log.info("%s job: reading %s", name, source)
         execute(env, f"streampulse-{name}")
         return 0
 

@@ -25,7 +25,7 @@ from pyflink.common import Row, Types
 from pyflink.datastream import KeyedProcessFunction, OutputTag, RuntimeContext
 from pyflink.datastream.state import MapStateDescriptor, ValueStateDescriptor
 
-from shared.post import InvalidPost, SocialPost, decode_post
+from shared.post import InvalidPost, RejectReason, SocialPost, decode_post, parse_post, use_registry
 
 QUARANTINE_PAYLOAD_BYTES = 64 * 1024
 QUARANTINE_ROW = Types.ROW_NAMED(
@@ -47,19 +47,30 @@ class Quarantined(NamedTuple):
 
 def decode_records(records: str) -> tuple[list[SocialPost], list[Quarantined]]:
     """A batch's records ([partition, offset, event time, key, payload] with base64 bytes) as valid posts,
-    one per uid, and the records that are not."""
+    one per uid, and the records that are not. A record with no partition is a lake row (a backfill,
+    sql/flink/lake_minute_posts.sql): its payload is the post's JSON document, held to the producers' rules."""
     posts: dict[str, SocialPost] = {}
     quarantined = []
     for partition, offset, event_time, key, payload in json.loads(records):
         raw = base64.b64decode(payload) if payload is not None else b""
         event_ms = _epoch_ms(event_time)
         try:
-            post = decode_post(raw, event_ms, base64.b64decode(key) if key is not None else None)
+            if partition is None:
+                post = _lake_post(raw, event_ms)
+            else:
+                post = decode_post(raw, event_ms, base64.b64decode(key) if key is not None else None)
         except InvalidPost as exc:
             quarantined.append(Quarantined(partition, offset, event_ms, str(exc.reason), exc.detail, raw))
             continue
         posts.setdefault(post.uid, post)  # a re-sent copy counts once
     return list(posts.values()), quarantined
+
+
+def _lake_post(document: bytes, event_ms: int | None) -> SocialPost:
+    post = parse_post(document)
+    if post.extra.get("clamped_ms") or (event_ms is not None and post.created_at != event_ms):
+        raise InvalidPost(RejectReason.TIMESTAMP_MISMATCH, "the lake row's created_at is not its event time")
+    return post
 
 
 def _epoch_ms(iso: str | None) -> int | None:
@@ -77,7 +88,12 @@ class MinuteStage(KeyedProcessFunction):
     job = "job"  # the name quarantined records are marked with
 
     def __init__(self, topic: str, tumble_s: int):
+        from shared.settings import load_settings
+
         self.topic, self.tumble_ms = topic, tumble_s * 1000
+        # The schema registry as the job's client saw it (its environment may set STREAMPULSE_REGISTRY__URL; a
+        # cluster's workers do not inherit it): where decode_post fetches a framed record's writer schema.
+        self.registry_url = load_settings(with_credentials=False).registry.base_url
 
     # -- what a job provides ---------------------------------------------------------------------------------
 
@@ -106,6 +122,12 @@ class MinuteStage(KeyedProcessFunction):
         late, like any late record, unless the job knows better."""
         yield from self.late_batch(index * self.tumble_ms, posts, ctx)
 
+    def closes_with(self, index: int) -> range:
+        """The minutes whose closing (an event-time timer at each one's end) minute `index`'s posts need: its own,
+        and those after it that complete a window it is in. Registered with the posts, never from a timer: in
+        batch mode (a backfill) a timer registered while the end of input fires the others is lost."""
+        return range(index, index + 1)
+
     def late_batch(self, window_start_ms: int, posts: list[SocialPost], ctx):
         for post in posts:
             self.late_posts.inc()
@@ -114,6 +136,7 @@ class MinuteStage(KeyedProcessFunction):
     # -- the machinery ---------------------------------------------------------------------------------------
 
     def open(self, runtime_context: RuntimeContext):
+        use_registry(url=self.registry_url)
         pickled = Types.PICKLED_BYTE_ARRAY()
         self.batches = runtime_context.get_map_state(MapStateDescriptor("minute-batches", Types.STRING(), pickled))
         self.closed_state = runtime_context.get_state(ValueStateDescriptor("closed-minute", Types.LONG()))
@@ -143,7 +166,8 @@ class MinuteStage(KeyedProcessFunction):
             counts = self.count(index, posts)
             self.batches.put(key, counts)
             self.batch_cache[key] = counts
-            ctx.timer_service().register_event_time_timer((index + 1) * self.tumble_ms - 1)
+            for minute in self.closes_with(index):
+                ctx.timer_service().register_event_time_timer((minute + 1) * self.tumble_ms - 1)
 
     def on_timer(self, timestamp: int, ctx):
         yield from self.close_until((timestamp + 1) // self.tumble_ms - 1, ctx)

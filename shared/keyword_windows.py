@@ -78,9 +78,10 @@ class Progress:
     watched: dict[str, tuple[int, int]] = field(default_factory=dict)
 
 
-def count_posts(index: int, posts: Iterable[SocialPost], with_sentiment: bool = True) -> MinuteCounts:
-    """Count one batch of posts; a re-sent copy (same uid) counts once, and a post once per keyword, with its
-    sentiment score when it has one (shared/enrich.py: English posts) and `with_sentiment`."""
+def count_posts(index: int, posts: Iterable[SocialPost], with_sentiment: bool = True,
+                ignore: frozenset[str] = frozenset()) -> MinuteCounts:
+    """Count one batch of posts; a re-sent copy (same uid) counts once, and a post once per keyword but those in
+    `ignore`, with its sentiment score when it has one (shared/enrich.py: English posts) and `with_sentiment`."""
     keywords: dict[str, KeywordCount] = {}
     totals: dict[str, int] = {}
     seen: set[str] = set()
@@ -93,6 +94,8 @@ def count_posts(index: int, posts: Iterable[SocialPost], with_sentiment: bool = 
         score = sentiment(post.text, post.langs) if with_sentiment else None
         negative = 1 if score is not None and score <= NEGATIVE_AT_MOST else 0
         for keyword in extract_keywords(post.text, post.hashtags, post.langs):
+            if keyword in ignore:
+                continue
             count = keywords.get(keyword)
             if count is None:
                 count = keywords[keyword] = KeywordCount(1, {author}, uid, uid)

@@ -3,8 +3,15 @@
 `parse_post` is the single door into the stream: it takes what a source gives (a JSON line, raw
 bytes, a mapping) and returns a validated `SocialPost`, or raises `InvalidPost` with a reason
 from `RejectReason`, which the producer runtime sends to the dead-letter topic with the raw payload.
-`encode`/`decode` are the wire form on `social.posts`: schemaless Avro binary of
-shared/social_post.avsc, which Flink's `avro` format reads directly.
+The wire form on `social.posts` comes in two encodings, which `decode_post` tells apart by the first byte
+(shared/schema_registry.py `is_framed` says why that is unambiguous):
+
+- Confluent-framed (`encode_framed`, what producers write by default): magic byte 0, the writer schema's
+  4-byte id in the schema registry, the Avro binary of version 1 (shared/social_post.avsc) or 2
+  (shared/social_post_v2.avsc). The jobs read it with Avro schema resolution, writer schema (fetched by id,
+  once per process) → their reader schema, version 1: a version-2 field is skipped, a missing one defaulted.
+- legacy (`encode`/`decode`, `registry.producer_encoding: legacy`): schemaless Avro binary of version 1,
+  which Flink's `avro` format also reads directly.
 """
 
 from __future__ import annotations
@@ -22,8 +29,20 @@ from typing import Any
 
 import fastavro
 
+from shared import schema_registry as wire
+
 SCHEMA_PATH = Path(__file__).with_name("social_post.avsc")
 SCHEMA = fastavro.parse_schema(json.loads(SCHEMA_PATH.read_text()))
+# Every version of the schema, as written (what producers register). Version 1 is the jobs' and the lake's reader
+# schema and the model below; version 2 adds optional fields at the end (a writer's choice: `produce
+# --schema-version`, registry.producer_schema_version).
+SCHEMA_FILES = {1: SCHEMA_PATH, 2: Path(__file__).with_name("social_post_v2.avsc")}
+SCHEMA_VERSIONS = tuple(SCHEMA_FILES)
+
+
+def schema_json(version: int) -> dict[str, Any]:
+    """The Avro schema of a SocialPost version, as written in its .avsc file."""
+    return json.loads(SCHEMA_FILES[version].read_text())
 
 
 def _without_logical_types(schema: dict[str, Any]) -> dict[str, Any]:
@@ -35,6 +54,11 @@ def _without_logical_types(schema: dict[str, Any]) -> dict[str, Any]:
 
 
 _WIRE_SCHEMA = _without_logical_types(json.loads(SCHEMA_PATH.read_text()))
+_WIRE_SCHEMAS = {version: _without_logical_types(schema_json(version)) for version in SCHEMA_VERSIONS}
+# What a version adds to the model's record, with the value a post without it writes.
+_ADDED_FIELDS = {version: {f["name"]: f.get("default") for f in schema_json(version)["fields"]
+                           if f["name"] not in {g["name"] for g in schema_json(1)["fields"]}}
+                 for version in SCHEMA_VERSIONS}
 # The SocialPost shape, written once (the Avro schema): name → Avro type, in the schema's order. The Flink
 # DDL columns (flink_columns), the archive's row type and SocialPost itself follow it (tests/unit/test_post.py).
 FIELDS: dict[str, Any] = {f["name"]: f["type"] for f in json.loads(SCHEMA_PATH.read_text())["fields"]}
@@ -71,6 +95,7 @@ class RejectReason(StrEnum):
     UNDECODABLE = "undecodable"  # on social.posts: not the SocialPost Avro record (jobs only)
     TIMESTAMP_MISMATCH = "timestamp_mismatch"  # on social.posts: created_at is not the record's event time
     KEY_MISMATCH = "key_mismatch"  # on social.posts: the Kafka key is not the uid
+    UNKNOWN_SCHEMA = "unknown_schema"  # on social.posts: Confluent-framed with an id the registry does not know
 
 
 class InvalidPost(ValueError):
@@ -123,6 +148,27 @@ def encode(post: SocialPost, buffer: io.BytesIO | None = None) -> bytes:
     return buffer.getvalue()
 
 
+def writer_record(post: SocialPost, version: int) -> dict[str, Any]:
+    """The record a writer of schema `version` writes: the model's fields, schema_version set to `version`, and
+    each field the version adds from the post's `extra` (e.g. lang_detected, which the producer fills)."""
+    record = post.to_record()
+    record["schema_version"] = version
+    for name, default in _ADDED_FIELDS[version].items():
+        record[name] = post.extra.get(name, default)
+    return record
+
+
+def encode_framed(post: SocialPost, schema_id: int, version: int = 1, buffer: io.BytesIO | None = None) -> bytes:
+    """The Confluent wire form of `post`: magic byte 0, `schema_id` (the registry's id of SocialPost `version`),
+    the Avro binary in that version."""
+    buffer = buffer or io.BytesIO()
+    buffer.seek(0)
+    buffer.truncate()
+    buffer.write(wire.frame(schema_id, b""))
+    fastavro.schemaless_writer(buffer, _WIRE_SCHEMAS[version], writer_record(post, version))
+    return buffer.getvalue()
+
+
 def decode(payload: bytes) -> SocialPost:
     record = fastavro.schemaless_reader(io.BytesIO(payload), _WIRE_SCHEMA)
     for name in ("langs", "hashtags", "mentions", "links"):
@@ -167,17 +213,13 @@ def decode_post(payload: bytes | None, event_time: int | None = None, key: bytes
     parse_post (producers are not the only thing that can write a topic), and, when given, with `created_at`
     equal to the record's event time — what the jobs' watermarks follow: the `created_at` header the
     producers write, capped at the record's timestamp (sql/flink/social_posts_source.sql) — and the uid equal
-    to the record's key (the partition a post's copies share). Raises InvalidPost."""
+    to the record's key (the partition a post's copies share). Both encodings are read (`read_record`); the
+    registry is asked for a framed record's writer schema once per id and process, and a registry that does not
+    answer raises RegistryUnavailable (the job fails and restarts rather than quarantine good records). Raises
+    InvalidPost."""
     if not payload:
         raise InvalidPost(RejectReason.UNDECODABLE, "empty record")
-    try:
-        buffer = io.BytesIO(payload)
-        record = fastavro.schemaless_reader(buffer, _WIRE_SCHEMA)
-    except Exception as exc:  # fastavro raises whatever the bytes lead it to: EOFError, ValueError, ...
-        raise InvalidPost(RejectReason.UNDECODABLE, f"not a SocialPost Avro record: {type(exc).__name__}: "
-                                                    f"{str(exc)[:200]}") from None
-    if buffer.tell() != len(payload):
-        raise InvalidPost(RejectReason.UNDECODABLE, f"{len(payload) - buffer.tell()} bytes after the record")
+    record = read_record(payload)
     post = _validated(record, ingested_at=None, now=None)
     if post.extra.get("clamped_ms"):
         raise InvalidPost(RejectReason.TIMESTAMP_OUT_OF_RANGE, "created_at is later than ingested_at")
@@ -187,6 +229,90 @@ def decode_post(payload: bytes | None, event_time: int | None = None, key: bytes
     if key is not None and key != post.uid.encode():
         raise InvalidPost(RejectReason.KEY_MISMATCH, f"the record's key is not the uid {post.uid[:200]!r}")
     return post
+
+
+class _Reader:
+    """How a framed record is read: writer schema by id (cached) → resolved to the reader schema."""
+
+    def __init__(self, writer_schemas: wire.WriterSchemas | None = None, reader_version: int = 1):
+        self.writer_schemas = writer_schemas
+        self.reader_version = reader_version
+        self._resolved: dict[int, tuple[Any, Any] | None] = {}
+
+    def schemas(self, schema_id: int) -> tuple[Any, Any] | None:
+        """(writer, reader) parsed for fastavro, reader None when the writer schema is the reader's (no
+        resolution needed); None when the registry has no such id."""
+        if schema_id not in self._resolved:
+            if self.writer_schemas is None:
+                self.writer_schemas = wire.WriterSchemas(_registry_fetch())
+            writer = self.writer_schemas.get(schema_id)
+            if writer is None:
+                self._resolved[schema_id] = None
+            else:
+                reader_json = schema_json(self.reader_version)
+                same = _without_docs(writer) == _without_docs(reader_json)
+                self._resolved[schema_id] = (_WIRE_SCHEMAS[self.reader_version], None) if same else (
+                    _without_logical_types(writer), _WIRE_SCHEMAS[self.reader_version])
+        return self._resolved[schema_id]
+
+
+def _without_docs(schema: Any) -> Any:
+    if isinstance(schema, dict):
+        return {k: _without_docs(v) for k, v in schema.items() if k != "doc"}
+    if isinstance(schema, list):
+        return [_without_docs(v) for v in schema]
+    return schema
+
+
+def _registry_fetch():
+    """Schema lookups from the registry in the settings (load_settings: config/streampulse.yaml and
+    STREAMPULSE_REGISTRY__* — in a Flink worker too, which finds the project's config file)."""
+    from shared.settings import load_settings
+
+    registry = load_settings(with_credentials=False).registry
+    return wire.SchemaRegistry(registry.base_url, registry.timeout_s).schema
+
+
+_READER = _Reader()
+
+
+def use_registry(fetch=None, *, url: str | None = None, reader_version: int = 1) -> None:
+    """Where this process's decode_post finds writer schemas: `fetch(id) → schema dict | None`, or a registry
+    `url`, or (both None) the settings' registry, asked on first use. Resets the per-process cache."""
+    global _READER
+    if fetch is None and url is not None:
+        fetch = wire.SchemaRegistry(url).schema
+    _READER = _Reader(wire.WriterSchemas(fetch) if fetch is not None else None, reader_version)
+
+
+def read_record(payload: bytes, reader: _Reader | None = None) -> dict[str, Any]:
+    """The Avro record of a social.posts payload in the reader schema (version 1 unless `use_registry` said
+    otherwise), from either encoding; InvalidPost (undecodable, or unknown_schema for a framed record whose id
+    the registry does not know) when it is neither."""
+    reader = reader or _READER
+    if wire.is_framed(payload):
+        try:
+            schema_id = wire.schema_id_of(payload)
+        except ValueError as exc:
+            raise InvalidPost(RejectReason.UNDECODABLE, f"Confluent-framed record: {exc}") from None
+        schemas = reader.schemas(schema_id)
+        if schemas is None:
+            raise InvalidPost(RejectReason.UNKNOWN_SCHEMA,
+                              f"Confluent-framed record with schema id {schema_id}, which the registry does not know")
+        start, what = wire.HEADER_BYTES, f"a record of schema id {schema_id}"
+    else:
+        schemas, start, what = (_WIRE_SCHEMA, None), 0, "a SocialPost Avro record"
+    try:
+        buffer = io.BytesIO(payload)
+        buffer.seek(start)
+        record = fastavro.schemaless_reader(buffer, schemas[0], schemas[1])
+    except Exception as exc:  # fastavro raises whatever the bytes lead it to: EOFError, ValueError, ...
+        raise InvalidPost(RejectReason.UNDECODABLE, f"not {what}: {type(exc).__name__}: {str(exc)[:200]}") from None
+    if not isinstance(record, dict):
+        raise InvalidPost(RejectReason.UNDECODABLE, f"not {what}: a {type(record).__name__}")
+    if buffer.tell() != len(payload):
+        raise InvalidPost(RejectReason.UNDECODABLE, f"{len(payload) - buffer.tell()} bytes after the record")
+    return record
 
 
 def _validated(raw: Mapping[str, Any], *, ingested_at: int | None, now: int | None) -> SocialPost:
@@ -213,8 +339,9 @@ def _validated(raw: Mapping[str, Any], *, ingested_at: int | None, now: int | No
         ingested = now if now is not None else created_at
     clamped = max(0, created_at - ingested)
     version = raw.get("schema_version", SCHEMA_VERSION)
-    if version != SCHEMA_VERSION:
-        raise InvalidPost(RejectReason.INVALID_FIELD, f"schema_version {version!r} is not {SCHEMA_VERSION}")
+    if isinstance(version, bool) or version not in SCHEMA_VERSIONS:
+        raise InvalidPost(RejectReason.INVALID_FIELD,
+                          f"schema_version {version!r} is not one of {', '.join(map(str, SCHEMA_VERSIONS))}")
     community = _optional_text_field(raw, "community") or ""
     if len(community) > MAX_COMMUNITY_CHARS:
         raise InvalidPost(RejectReason.INVALID_FIELD,
@@ -233,6 +360,7 @@ def _validated(raw: Mapping[str, Any], *, ingested_at: int | None, now: int | No
         reply_parent=_optional_text_field(raw, "reply_parent"),
         reply_root=_optional_text_field(raw, "reply_root"),
         community=_CONTROL.sub("", community).strip(),
+        schema_version=version,
         extra={"clamped_ms": clamped} if clamped else {},
     )
 

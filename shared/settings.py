@@ -180,6 +180,38 @@ class PrometheusSettings(_Section):
         return f"http://{self.host}:{self.port}"
 
 
+class RegistrySettings(_Section):
+    """The Confluent-compatible schema registry (Apicurio Registry 3, stack/services/registry.py) that social.posts'
+    writers register their Avro schema with, and the jobs read writer schemas from by id."""
+
+    host: Host = "127.0.0.1"
+    port: Port = 18085  # the REST APIs: Confluent-compatible at /apis/ccompat/v7, Apicurio's own at /apis/registry/v3
+    management_port: Port = 19085  # health (/health/ready) and metrics
+    # What clients call; empty = http://<host>:<port>. Set it when clients reach the registry by another name.
+    url: Annotated[str, Field(pattern=r"^$|^https?://\S+$", description="an http(s) URL or empty")] = ""
+    subject: Annotated[str, Field(min_length=1, description="a subject name")] = "social.posts-value"
+    # The compatibility rule `stack up` sets on the subject: BACKWARD = a new schema must read every older record.
+    compatibility: Literal["BACKWARD", "BACKWARD_TRANSITIVE", "FORWARD", "FORWARD_TRANSITIVE", "FULL",
+                           "FULL_TRANSITIVE", "NONE"] = "BACKWARD"
+    # What the producers write: `confluent` (magic byte 0, the 4-byte schema id, the Avro binary; the schema
+    # registered at start) or `legacy` (schemaless Avro, schema_version 1 only). The jobs read both.
+    producer_encoding: Literal["confluent", "legacy"] = "confluent"
+    # The SocialPost schema version the producers write (shared/social_post*.avsc); `produce --schema-version`.
+    producer_schema_version: Annotated[int, Field(ge=1, le=2, description="1 or 2")] = 2
+    timeout_s: Annotated[float, Field(gt=0, description="seconds, a positive number")] = 10.0
+    # The registry's storage: a database and login of its own on the stack's PostgreSQL.
+    database: str = "streampulse_registry"
+    db_user: str = "streampulse_registry"
+    db_password: SecretStr | None = None
+    heap: Annotated[str, Field(pattern=r"^\d+[mg]$", description="a JVM heap size such as 512m or 1g")] = "384m"
+    # A Java 21+ installation (Apicurio Registry 3.3 needs it); empty = the newest one under /usr/lib/jvm.
+    java_home: str = ""
+
+    @property
+    def base_url(self) -> str:
+        return (self.url or f"http://{self.host}:{self.port}").rstrip("/")
+
+
 class SupersetSettings(_Section):
     host: Host = "127.0.0.1"
     port: Port = 18088
@@ -329,6 +361,7 @@ class Settings(BaseSettings):
     minio: MinioSettings = Field(default_factory=MinioSettings)
     prometheus: PrometheusSettings = Field(default_factory=PrometheusSettings)
     superset: SupersetSettings = Field(default_factory=SupersetSettings)
+    registry: RegistrySettings = Field(default_factory=RegistrySettings)
     bluesky: BlueskySettings = Field(default_factory=BlueskySettings)
     reddit: RedditSettings = Field(default_factory=RedditSettings)
     mastodon: MastodonSettings = Field(default_factory=MastodonSettings)

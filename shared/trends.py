@@ -88,6 +88,10 @@ class TrendingSettings(BaseModel):
     # Each trend's mood: the sentiment of the window's English posts (shared/enrich.py), about 13 µs per post in the
     # counting (bench/enrichment.py). Off: trends carry no sentiment (sentiment_posts 0).
     sentiment: bool = True
+    # Keywords never counted, spelled as counted (`#tag`, a lower-case word): a keyword rule, e.g. a word a source
+    # puts in every post. A change applies to what the job counts from then on; `streampulse backfill` recounts
+    # a past period with it.
+    ignore_keywords: list[Annotated[str, Field(min_length=1, max_length=65)]] = Field(default_factory=list)
     top_n: Annotated[int, Field(ge=1, description="a whole number ≥ 1")] = 20
     redis_ttl_s: Annotated[int, Field(ge=1, description="seconds, a whole number ≥ 1")] = 3600
     # A keyword absent from every window for this long (event time) loses its baseline: by then 1,440 absent

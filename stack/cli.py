@@ -95,6 +95,15 @@ def _run(args, settings) -> int:
     return module.main(args.job_args) or 0
 
 
+def _backfill(args, settings) -> int:
+    import importlib
+
+    job_args = ["--from", args.start, "--to", args.end, *(["--target-tables", args.target_tables]
+                                                          if args.target_tables else []),
+                *(["--lake", args.lake] if args.lake else [])]
+    return importlib.import_module(f"jobs.{args.job}").main(job_args) or 0
+
+
 def _demo(args, settings) -> int:
     from stack import demo
 
@@ -102,6 +111,7 @@ def _demo(args, settings) -> int:
 
 
 JOBS = sorted(p.stem for p in (Path(__file__).parent.parent / "jobs").glob("[a-z]*.py"))
+BACKFILL_JOBS = ("trending", "volume")  # the jobs with a backfill (runtime/backfill.py)
 
 
 def _cluster(args, settings) -> int:
@@ -224,6 +234,24 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("job", choices=JOBS)
     run.add_argument("job_args", nargs=argparse.REMAINDER, help="passed to the job (see `streampulse run JOB --help`)")
     run.set_defaults(handler=_run)
+
+    from runtime.backfill import table_suffix, utc_time
+
+    backfill = sub.add_parser(
+        "backfill", help="recompute a job's results for a past period from the lake (Flink batch mode)",
+        description="Run the job's own SQL and scoring over the lake's posts of [--from, --to) in Flink's batch "
+                    "mode, upserting into its PostgreSQL tables (or side tables <table>_NAME). Never Kafka or "
+                    "Redis. It starts cold at --from, as the stream did when it started. The job's other "
+                    "options: `streampulse run JOB -- --from ... --to ... [options]`.")
+    backfill.add_argument("job", choices=BACKFILL_JOBS)
+    backfill.add_argument("--from", dest="start", required=True, metavar="TIME",
+                          type=lambda v: utc_time(v) and v, help="the period's start, ISO-8601 (UTC unless offset)")
+    backfill.add_argument("--to", dest="end", required=True, metavar="TIME", type=lambda v: utc_time(v) and v,
+                          help="the period's end (exclusive)")
+    backfill.add_argument("--target-tables", metavar="NAME", type=table_suffix,
+                          help="write side tables <table>_NAME instead of the real ones")
+    backfill.add_argument("--lake", type=lake_path, help="the lake (default: the archive's)")
+    backfill.set_defaults(handler=_backfill)
 
     from connectors import cli as produce_cli
 

@@ -1,5 +1,6 @@
 """`streampulse jars fetch`: resolve the JVM pieces of config/jars.yaml (shared/jar_manifest.py) with Maven's
-dependency plugin into their cache folders. A failed resolution names the coordinates Maven could not find.
+dependency plugin into their cache folders (copy-dependencies; `unpack` for an archive group such as the schema
+registry's server). A failed resolution names the coordinates Maven could not find.
 """
 
 from __future__ import annotations
@@ -44,10 +45,15 @@ def fetch_group(group: JarGroup, cache: Path) -> Path:
     if shutil.which("mvn") is None:
         raise JarFetchError("Maven (mvn) is not on PATH: install it (apt-get install maven) and run again")
     log.info("resolving %s (%d artifacts) with Maven into %s", group.name, len(group.artifacts), dest)
-    staging = Path(tempfile.mkdtemp(prefix=f"{group.name}-", dir=dest.parent if dest.parent.exists() else None))
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{group.name}-", dir=dest.parent))
     try:
         pom = staging / "pom.xml"
-        pom.write_text(_pom(group))
+        pom.write_text(_pom(group if not group.unpack else JarGroup(group.name, ())))
+        if group.unpack:
+            _unpack(group, pom, staging / "out")
+            _install(staging / "out", dest)
+            return dest
         cmd = [
             "mvn", "-B", "-q", "-f", str(pom), f"{DEPENDENCY_PLUGIN}:copy-dependencies",
             "-DincludeScope=runtime", f"-DoutputDirectory={staging / 'out'}",
@@ -67,13 +73,33 @@ def fetch_group(group: JarGroup, cache: Path) -> Path:
             if f"{artifact}-{version}.jar" not in jars:
                 raise JarFetchError(f"jar group {group.name!r}: {coord} resolved but no jar was copied")
         (staging / "out" / RESOLVED).write_text(json.dumps({"artifacts": group.artifacts, "jars": jars}, indent=1))
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        if dest.exists():
-            shutil.rmtree(dest)
-        (staging / "out").rename(dest)
+        _install(staging / "out", dest)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return dest
+
+
+def _unpack(group: JarGroup, pom: Path, out: Path) -> None:
+    """An archive group: Maven's dependency:unpack of its one artifact (g:a:v:type[:classifier]) into `out`."""
+    (coord,) = group.artifacts
+    cmd = ["mvn", "-B", "-q", "-f", str(pom), f"{DEPENDENCY_PLUGIN}:unpack", f"-Dartifact={coord}",
+           f"-DoutputDirectory={out}"]
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise JarFetchError(f"Maven could not resolve and unpack {coord} (group {group.name!r})"
+                            f"\n--- mvn output (last lines) ---\n{_tail(result.stdout + result.stderr)}")
+    files = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
+    if not files:
+        raise JarFetchError(f"group {group.name!r}: {coord} resolved but unpacked nothing into {out}")
+    (out / RESOLVED).write_text(json.dumps({"artifacts": group.artifacts, "files": len(files),
+                                            "top": sorted({f.split("/")[0] for f in files})}, indent=1))
+
+
+def _install(out: Path, dest: Path) -> None:
+    """Move a finished folder into place (its .resolved.json written last, inside it)."""
+    if dest.exists():
+        shutil.rmtree(dest)
+    out.rename(dest)
 
 
 def _tail(text: str, lines: int = 25) -> str:

@@ -16,13 +16,15 @@ from psycopg import sql
 from runtime import clients
 from shared.settings import PROJECT_ROOT, Settings, load_settings, read_env_file
 from stack.processes import owned, stop_pids
-from stack.services import Kafka, Minio, Postgres, Prometheus, Redis, Service, apt_install, new_secret
+from stack.services import Kafka, Minio, Postgres, Prometheus, Redis, Registry, Service, apt_install, new_secret
 
 MIGRATIONS = PROJECT_ROOT / "sql" / "migrations"
 
 
 def services(settings: Settings) -> list[Service]:
-    return [Postgres(settings), Redis(settings), Minio(settings), Kafka(settings), Prometheus(settings)]
+    # The registry after PostgreSQL, which stores its schemas (its start creates its database there first).
+    return [Postgres(settings), Redis(settings), Minio(settings), Kafka(settings), Registry(settings),
+            Prometheus(settings)]
 
 
 STACK_SECRETS = {
@@ -39,6 +41,7 @@ STACK_SECRETS = {
     "STREAMPULSE_KAFKA__API_PASSWORD": new_secret,
     "STREAMPULSE_REDIS__API_PASSWORD": new_secret,
     "STREAMPULSE_KAFKA__BROKER_PASSWORD": new_secret,
+    "STREAMPULSE_REGISTRY__DB_PASSWORD": new_secret,
 }
 
 
@@ -110,6 +113,9 @@ def provision(settings: Settings, out=sys.stderr) -> None:
     print(f"[postgres] {describe_partitions(maintain_partitions(settings), settings)}", file=out)
     made = Minio(settings).create_bucket()
     print(f"[minio] bucket {settings.minio.bucket}" + (" created" if made else " present"), file=out)
+    schema_id, compatibility = Registry(settings).provision()
+    print(f"[registry] subject {settings.registry.subject}: SocialPost v1 registered (id {schema_id}), "
+          f"compatibility {compatibility}", file=out)
 
 
 def maintain_partitions(settings: Settings, today: date | None = None) -> list[tuple[str, str]]:

@@ -27,10 +27,11 @@ class Windows:
     posts: dict
 
 
-def sliding_windows(posts: list[dict], size_ms: int, slide_ms: int) -> Windows:
+def sliding_windows(posts: list[dict], size_ms: int, slide_ms: int, ignore: frozenset[str] = frozenset()) -> Windows:
+    """`ignore`: keywords not counted (TrendingSettings.ignore_keywords)."""
     uids, authors, window_posts = defaultdict(set), defaultdict(set), defaultdict(set)
     for post in posts:
-        keywords = extract_keywords(post["text"], post["hashtags"], post["langs"])
+        keywords = [k for k in extract_keywords(post["text"], post["hashtags"], post["langs"]) if k not in ignore]
         first = (post["created_at"] - size_ms) // slide_ms * slide_ms + slide_ms
         for start in range(first, post["created_at"] + 1, slide_ms):
             window_posts[start].add(post["uid"])
@@ -41,9 +42,9 @@ def sliding_windows(posts: list[dict], size_ms: int, slide_ms: int) -> Windows:
     return Windows(uids, authors, window_posts)
 
 
-def recompute(posts: list[dict], size_ms: int, slide_ms: int) -> dict:
+def recompute(posts: list[dict], size_ms: int, slide_ms: int, ignore: frozenset[str] = frozenset()) -> dict:
     """(window_start, source, keyword) -> (posts, authors)."""
-    windows = sliding_windows(posts, size_ms, slide_ms)
+    windows = sliding_windows(posts, size_ms, slide_ms, ignore)
     return {key: (len(windows.uids[key]), len(windows.authors[key])) for key in windows.uids}
 
 
@@ -62,8 +63,9 @@ def scored_windows(posts: list[dict], settings: TrendingSettings) -> tuple[dict[
         scores.setdefault(post["uid"], sentiment(post["text"], post["langs"]) if settings.sentiment else None)
     moods = {}
     size, slide = settings.hop_size_s * 1000, settings.hop_slide_s * 1000
-    windows = sliding_windows(posts, size, slide)
-    minutes = sliding_windows(posts, slide, slide)  # the newest minute of each window, for the minute tests
+    ignore = frozenset(settings.ignore_keywords)
+    windows = sliding_windows(posts, size, slide, ignore)
+    minutes = sliding_windows(posts, slide, slide, ignore)  # the newest minute of each window, for the minute tests
     rows = sorted((start, keyword) for start, source, keyword in windows.uids if source == "*")
     stream_first_index = (rows[0][0] + size) // slide if rows else 0  # the first window the job saw
     states, decisions = {}, defaultdict(list)
@@ -115,8 +117,8 @@ def expected_keyword_rows(posts: list[dict], settings: TrendingSettings) -> dict
         for d in watch_list(scored, settings):
             rows["hop", d.window_start_ms, d.keyword] = (d.posts, d.authors, round(d.z, 6))
             watched[d.keyword].append(end // slide)
-    minutes = {(start, keyword): counts for (start, source, keyword), counts in recompute(posts, tumble, tumble).items()
-               if source == "*"}
+    minutes = {(start, keyword): counts for (start, source, keyword), counts
+               in recompute(posts, tumble, tumble, frozenset(settings.ignore_keywords)).items() if source == "*"}
     by_minute = defaultdict(list)
     for (start, keyword), (count, _) in minutes.items():
         by_minute[start].append((-count, keyword))

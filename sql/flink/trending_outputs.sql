@@ -21,7 +21,7 @@ CREATE TABLE trends_sink (
     usual_sentiment DOUBLE, mood_change DOUBLE,
     PRIMARY KEY (window_end, keyword) NOT ENFORCED
 ) WITH (
-    'connector' = 'jdbc', 'url' = '${jdbc_url}', 'table-name' = 'trends',
+    'connector' = 'jdbc', 'url' = '${jdbc_url}', 'table-name' = 'trends${table_suffix}',
     'username' = '${jdbc_user}', 'password' = '${jdbc_password}'
 );
 
@@ -48,7 +48,7 @@ CREATE TABLE keyword_window_counts_sink (
     source STRING NOT NULL, keyword STRING NOT NULL, posts BIGINT NOT NULL, authors BIGINT NOT NULL, z DOUBLE,
     PRIMARY KEY (window_kind, window_start, source, keyword) NOT ENFORCED
 ) WITH (
-    'connector' = 'jdbc', 'url' = '${jdbc_url}', 'table-name' = 'keyword_window_counts',
+    'connector' = 'jdbc', 'url' = '${jdbc_url}', 'table-name' = 'keyword_window_counts${table_suffix}',
     'username' = '${jdbc_user}', 'password' = '${jdbc_password}'
 );
 
@@ -57,7 +57,7 @@ CREATE TABLE window_posts_sink (
     source STRING NOT NULL, posts BIGINT NOT NULL,
     PRIMARY KEY (window_kind, window_start, source) NOT ENFORCED
 ) WITH (
-    'connector' = 'jdbc', 'url' = '${jdbc_url}', 'table-name' = 'window_posts',
+    'connector' = 'jdbc', 'url' = '${jdbc_url}', 'table-name' = 'window_posts${table_suffix}',
     'username' = '${jdbc_user}', 'password' = '${jdbc_password}'
 );
 
@@ -67,7 +67,7 @@ CREATE TABLE late_posts_sink (
     window_start TIMESTAMP(3) NOT NULL, source STRING NOT NULL, posts BIGINT NOT NULL,
     PRIMARY KEY (window_start, source) NOT ENFORCED
 ) WITH (
-    'connector' = 'jdbc', 'url' = '${jdbc_url}', 'table-name' = 'late_posts',
+    'connector' = 'jdbc', 'url' = '${jdbc_url}', 'table-name' = 'late_posts${table_suffix}',
     'username' = '${jdbc_user}', 'password' = '${jdbc_password}'
 );
 

@@ -7,7 +7,7 @@ CREATE TABLE volume_windows_sink (
     window_end TIMESTAMP(3) NOT NULL, posts BIGINT NOT NULL,
     PRIMARY KEY (dimension, series, window_start) NOT ENFORCED
 ) WITH (
-    'connector' = 'jdbc', 'url' = '${jdbc_url}', 'table-name' = 'volume_windows',
+    'connector' = 'jdbc', 'url' = '${jdbc_url}', 'table-name' = 'volume_windows${table_suffix}',
     'username' = '${jdbc_user}', 'password' = '${jdbc_password}',
     'sink.buffer-flush.max-rows' = '2000', 'sink.buffer-flush.interval' = '1 s'
 );

@@ -15,7 +15,7 @@ CREATE TABLE volume_anomalies_sink (
     p_value DOUBLE NOT NULL,
     PRIMARY KEY (dimension, series, window_start) NOT ENFORCED
 ) WITH (
-    'connector' = 'jdbc', 'url' = '${jdbc_url}', 'table-name' = 'volume_anomalies',
+    'connector' = 'jdbc', 'url' = '${jdbc_url}', 'table-name' = 'volume_anomalies${table_suffix}',
     'username' = '${jdbc_user}', 'password' = '${jdbc_password}'
 );
 
@@ -40,7 +40,7 @@ CREATE TABLE volume_outages_sink (
     p_value DOUBLE NOT NULL, severity STRING NOT NULL, ongoing BOOLEAN NOT NULL,
     PRIMARY KEY (dimension, series, outage_start) NOT ENFORCED
 ) WITH (
-    'connector' = 'jdbc', 'url' = '${jdbc_url}', 'table-name' = 'volume_outages',
+    'connector' = 'jdbc', 'url' = '${jdbc_url}', 'table-name' = 'volume_outages${table_suffix}',
     'username' = '${jdbc_user}', 'password' = '${jdbc_password}'
 );
 

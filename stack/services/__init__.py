@@ -8,6 +8,7 @@ from stack.services.minio import Minio
 from stack.services.postgres import Postgres
 from stack.services.prometheus import Prometheus
 from stack.services.redis import Redis
+from stack.services.registry import Registry
 
-__all__ = ["Kafka", "Minio", "Postgres", "Prometheus", "Redis", "Service", "StackError", "SupervisedService",
-           "apt_install", "kafka_acls", "new_secret", "retention_configs", "tail_text"]
+__all__ = ["Kafka", "Minio", "Postgres", "Prometheus", "Redis", "Registry", "Service", "StackError",
+           "SupervisedService", "apt_install", "kafka_acls", "new_secret", "retention_configs", "tail_text"]

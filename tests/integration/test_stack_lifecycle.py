@@ -17,10 +17,11 @@ from shared.settings import PROJECT_ROOT, load_settings
 from stack.processes import owned, pid_alive
 
 PORTS = {"KAFKA__PORT": 29092, "KAFKA__CONTROLLER_PORT": 29093, "KAFKA__INTERNAL_PORT": 29094, "POSTGRES__PORT": 25432,
-         "REDIS__PORT": 26379, "MINIO__PORT": 29000, "MINIO__CONSOLE_PORT": 29001, "PROMETHEUS__PORT": 29090}
+         "REDIS__PORT": 26379, "MINIO__PORT": 29000, "MINIO__CONSOLE_PORT": 29001, "PROMETHEUS__PORT": 29090,
+         "REGISTRY__PORT": 28085, "REGISTRY__MANAGEMENT_PORT": 29085}
 SECRETS = ("POSTGRES__ADMIN_PASSWORD", "POSTGRES__WRITER_PASSWORD", "POSTGRES__READER_PASSWORD",
            "REDIS__PASSWORD", "MINIO__ACCESS_KEY", "MINIO__SECRET_KEY", "KAFKA__ADMIN_PASSWORD",
-           "KAFKA__PRODUCER_PASSWORD", "KAFKA__JOBS_PASSWORD", "KAFKA__BROKER_PASSWORD")
+           "KAFKA__PRODUCER_PASSWORD", "KAFKA__JOBS_PASSWORD", "KAFKA__BROKER_PASSWORD", "REGISTRY__DB_PASSWORD")
 
 
 @pytest.fixture
@@ -51,7 +52,7 @@ def test_up_is_idempotent_keeps_data_and_down_stops_everything(private_stack):
     assert first.returncode == 0, first.stdout + first.stderr
     assert "schema migrations applied: 0001" in first.stderr
     running = pids(first.stdout)
-    assert set(running) == {"postgres", "redis", "minio", "kafka", "prometheus"}, first.stdout
+    assert set(running) == {"postgres", "redis", "minio", "kafka", "prometheus", "registry"}, first.stdout
 
     again = cli("stack", "up")
     assert again.returncode == 0, again.stderr

@@ -140,3 +140,27 @@ def test_jobs_run_at_parallelism_two_on_two_taskmanagers_each_scraped(compose):
     scrape = yaml.safe_load((PROJECT_ROOT / "docker" / "prometheus.yml").read_text())["scrape_configs"]
     assert {"names": ["taskmanager"], "type": "A", "port": 9249} in [
         sd for job in scrape for sd in job.get("dns_sd_configs", [])]
+
+
+def test_the_schema_registry_runs_the_manifests_server_and_provisioning_waits_for_it(compose):
+    from shared.jar_manifest import load_manifest
+
+    services = compose["services"]
+    registry = services["registry"]
+    env = registry["environment"]
+    # SQL storage in an H2 file on the registry's own volume (the local stack uses its PostgreSQL).
+    assert env["APICURIO_STORAGE_KIND"] == "sql" and env["APICURIO_STORAGE_SQL_KIND"] == "h2"
+    data = next(v for v in registry["volumes"] if v.startswith("registry-data:")).split(":")[1]
+    assert env["APICURIO_DATASOURCE_URL"].startswith(f"jdbc:h2:file:{data}/")
+    assert services["provision"]["depends_on"]["registry"]["condition"] == "service_healthy"
+    assert registry["ports"] == [f"127.0.0.1:8085:{env['QUARKUS_HTTP_PORT']}"]
+    assert f"localhost:{env['QUARKUS_MANAGEMENT_PORT']}/health/ready" in " ".join(registry["healthcheck"]["test"])
+    # The image unpacks the very artifact the local stack runs (config/jars.yaml), on Java 21.
+    dockerfile = (PROJECT_ROOT / registry["build"]["dockerfile"]).read_text()
+    (artifact,) = load_manifest()["apicurio-registry"].artifacts
+    assert f"ARG APICURIO_ARTIFACT={artifact}\n" in dockerfile and "temurin-21" in dockerfile
+    assert f"chown registry {data}" in dockerfile
+    # The StreamPulse processes reach it by its service name and container port.
+    shared_env = compose["x-streampulse-env"]
+    assert (shared_env["STREAMPULSE_REGISTRY__HOST"], shared_env["STREAMPULSE_REGISTRY__PORT"]) == (
+        "registry", env["QUARKUS_HTTP_PORT"])

@@ -144,7 +144,7 @@ def test_the_jobs_decode_only_the_avro_record_and_check_its_event_time_and_key()
     (raw(langs="en"), RejectReason.INVALID_FIELD, "langs must be a list"),
     (raw(hashtags=["ok", 3]), RejectReason.INVALID_FIELD, "hashtags"),
     (raw(text="a\x00b"), RejectReason.INVALID_FIELD, "NUL"),
-    (raw(schema_version=2), RejectReason.INVALID_FIELD, "schema_version"),
+    (raw(schema_version=3), RejectReason.INVALID_FIELD, "schema_version"),
 ])
 def test_malformed_posts_name_their_reason(payload, reason, fragment):
     error = rejected(payload)
