@@ -42,11 +42,11 @@ from typing import Any, ClassVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
+from runtime.schema_registry import RegistryUnavailable, SchemaRefused, SchemaRegistry
 from runtime.stop import StopFlag
 from shared.enrich import detect_language
 from shared.names import DELETES_TOPIC, DLQ_TOPIC, POSTS_TOPIC
 from shared.post import InvalidPost, RejectReason, SocialPost, encode, encode_framed, now_ms, parse_post, schema_json
-from shared.schema_registry import RegistryUnavailable, SchemaRefused, SchemaRegistry
 from shared.settings import ConfigError, Settings
 
 log = logging.getLogger(__name__)

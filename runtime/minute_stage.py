@@ -25,6 +25,7 @@ from pyflink.common import Row, Types
 from pyflink.datastream import KeyedProcessFunction, OutputTag, RuntimeContext
 from pyflink.datastream.state import MapStateDescriptor, ValueStateDescriptor
 
+from runtime.schema_registry import SchemaRegistry
 from shared.post import InvalidPost, RejectReason, SocialPost, decode_post, parse_post, use_registry
 
 QUARANTINE_PAYLOAD_BYTES = 64 * 1024
@@ -136,7 +137,7 @@ class MinuteStage(KeyedProcessFunction):
     # -- the machinery ---------------------------------------------------------------------------------------
 
     def open(self, runtime_context: RuntimeContext):
-        use_registry(url=self.registry_url)
+        use_registry(SchemaRegistry(self.registry_url).schema)  # a framed record's writer schema, by id
         pickled = Types.PICKLED_BYTE_ARRAY()
         self.batches = runtime_context.get_map_state(MapStateDescriptor("minute-batches", Types.STRING(), pickled))
         self.closed_state = runtime_context.get_state(ValueStateDescriptor("closed-minute", Types.LONG()))

@@ -4,7 +4,7 @@
 bytes, a mapping) and returns a validated `SocialPost`, or raises `InvalidPost` with a reason
 from `RejectReason`, which the producer runtime sends to the dead-letter topic with the raw payload.
 The wire form on `social.posts` comes in two encodings, which `decode_post` tells apart by the first byte
-(shared/schema_registry.py `is_framed` says why that is unambiguous):
+(shared/confluent_wire.py `is_framed` says why that is unambiguous):
 
 - Confluent-framed (`encode_framed`, what producers write by default): magic byte 0, the writer schema's
   4-byte id in the schema registry, the Avro binary of version 1 (shared/social_post.avsc) or 2
@@ -29,7 +29,7 @@ from typing import Any
 
 import fastavro
 
-from shared import schema_registry as wire
+from shared import confluent_wire as wire
 
 SCHEMA_PATH = Path(__file__).with_name("social_post.avsc")
 SCHEMA = fastavro.parse_schema(json.loads(SCHEMA_PATH.read_text()))
@@ -244,7 +244,8 @@ class _Reader:
         resolution needed); None when the registry has no such id."""
         if schema_id not in self._resolved:
             if self.writer_schemas is None:
-                self.writer_schemas = wire.WriterSchemas(_registry_fetch())
+                raise RuntimeError("a Confluent-framed record, but this process has no schema registry to read its "
+                                   "writer schema from (shared.post.use_registry)")
             writer = self.writer_schemas.get(schema_id)
             if writer is None:
                 self._resolved[schema_id] = None
@@ -264,24 +265,14 @@ def _without_docs(schema: Any) -> Any:
     return schema
 
 
-def _registry_fetch():
-    """Schema lookups from the registry in the settings (load_settings: config/streampulse.yaml and
-    STREAMPULSE_REGISTRY__* — in a Flink worker too, which finds the project's config file)."""
-    from shared.settings import load_settings
-
-    registry = load_settings(with_credentials=False).registry
-    return wire.SchemaRegistry(registry.base_url, registry.timeout_s).schema
-
-
 _READER = _Reader()
 
 
-def use_registry(fetch=None, *, url: str | None = None, reader_version: int = 1) -> None:
-    """Where this process's decode_post finds writer schemas: `fetch(id) → schema dict | None`, or a registry
-    `url`, or (both None) the settings' registry, asked on first use. Resets the per-process cache."""
+def use_registry(fetch=None, *, reader_version: int = 1) -> None:
+    """Where this process's decode_post finds writer schemas: `fetch(id) → schema dict | None` (e.g.
+    runtime/schema_registry.py SchemaRegistry(url).schema, which the jobs' minute stage sets), or None: none, and a
+    framed record is an error. Resets the per-process cache."""
     global _READER
-    if fetch is None and url is not None:
-        fetch = wire.SchemaRegistry(url).schema
     _READER = _Reader(wire.WriterSchemas(fetch) if fetch is not None else None, reader_version)
 
 

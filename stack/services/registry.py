@@ -9,9 +9,9 @@ from pathlib import Path
 from psycopg import sql
 
 from runtime import clients
+from runtime.schema_registry import RegistryError, SchemaRegistry
 from shared import jar_manifest
 from shared.post import schema_json
-from shared.schema_registry import RegistryError, SchemaRegistry
 from stack import jars
 from stack.processes import ManagedProcess
 from stack.services.base import StackError, SupervisedService

@@ -14,7 +14,8 @@ import pytest
 
 from connectors.producer import PostProducer, SchemaRejected
 from runtime import clients
-from shared import schema_registry as wire
+from runtime import schema_registry as registry_client
+from shared import confluent_wire as wire
 from shared.post import SCHEMA_PATH, decode_post, schema_json, use_registry
 from shared.settings import PROJECT_ROOT
 from tests.integration.conftest import fresh_topic, read_topic
@@ -42,8 +43,8 @@ def topics(settings):
         next(topic, None)
 
 
-def registry(settings) -> wire.SchemaRegistry:
-    return wire.SchemaRegistry(settings.registry.base_url, settings.registry.timeout_s)
+def registry(settings) -> registry_client.SchemaRegistry:
+    return registry_client.SchemaRegistry(settings.registry.base_url, settings.registry.timeout_s)
 
 
 def run_job(settings, job: str, *options: str) -> None:
@@ -87,7 +88,7 @@ def test_v1_v2_and_legacy_producers_write_together_and_both_jobs_equal_the_oracl
     records = read_topic(settings, topics["posts"])
     kinds = {"legacy" if not wire.is_framed(r.value) else wire.schema_id_of(r.value) for r in records}
     assert kinds == {"legacy", v1_id, v2_id} and len(records) == len(posts)
-    use_registry()
+    use_registry(registry(settings).schema)
     decoded = {decode_post(r.value, key=r.key).uid: decode_post(r.value, key=r.key) for r in records}
     assert {p.schema_version for p in decoded.values()} == {1, 2} and set(decoded) == {p["uid"] for p in posts}
 

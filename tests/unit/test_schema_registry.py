@@ -12,8 +12,9 @@ import socket
 import fastavro
 import pytest
 
+from runtime import schema_registry as registry_client
+from shared import confluent_wire as wire
 from shared import post as post_module
-from shared import schema_registry as wire
 from shared.post import (
     FIELDS,
     InvalidPost,
@@ -42,7 +43,7 @@ def fixed_registry():
 
     use_registry(fetch)
     yield asked
-    use_registry()  # back to the settings' registry, asked lazily
+    use_registry()  # back to none
 
 
 def a_post(**overrides):
@@ -151,14 +152,15 @@ def unused_port() -> int:
 
 def test_a_registry_that_is_down_is_named_with_its_url_and_the_fix():
     url = f"http://127.0.0.1:{unused_port()}"
-    with wire.SchemaRegistry(url, timeout_s=2) as client, pytest.raises(wire.RegistryUnavailable) as info:
+    with registry_client.SchemaRegistry(url, timeout_s=2) as client, \
+            pytest.raises(registry_client.RegistryUnavailable) as info:
         client.register("s-value", schema_json(1))
     assert url in str(info.value) and "streampulse stack up" in str(info.value)
 
 
 def test_a_refusal_carries_the_registrys_message_and_the_subject():
-    refused = wire.SchemaRefused("social.posts-value", 409, "Incompatible artifact: social.posts-value [AVRO]",
-                                 "http://r")
+    refused = registry_client.SchemaRefused("social.posts-value", 409,
+                                            "Incompatible artifact: social.posts-value [AVRO]", "http://r")
     assert "social.posts-value" in str(refused) and "Incompatible artifact" in str(refused)
     assert refused.reason.startswith("Incompatible")
 
