@@ -59,7 +59,26 @@ def same_rows(settings, first_ms: int, last_ms: int) -> tuple[int, int]:
             backfilled = set(conn.execute(query.format(f"{table}_{SIDE}"), span).fetchall())
             equal += len(streamed & backfilled)
             total += len(streamed | backfilled)
+            if streamed != backfilled:
+                log(f"{table}: only streamed {sorted(streamed - backfilled)[:6]}; "
+                    f"only backfilled {sorted(backfilled - streamed)[:6]}")
     return equal, total
+
+
+def report_rows_exactness(name: str, settings, posts: list[dict], suffix: str) -> None:
+    """The keyword rows and trends in PostgreSQL (the real tables, or the side tables) against the oracle's."""
+    from tests.integration.sinks import keyword_rows, stored_trends
+    from tests.oracle import expected_keyword_rows, expected_trends
+
+    first_ms, last_ms = min(p["created_at"] for p in posts), max(p["created_at"] for p in posts)
+    end_ms = last_ms + settings.trending.hop_size_s * 1000 + 60_000
+    stored, expected = keyword_rows(settings, first_ms, end_ms, f"keyword_window_counts{suffix}"), \
+        expected_keyword_rows(posts, settings.trending)
+    report(f"{name}_exact_keyword_rows", f"{len(set(stored.items()) & set(expected.items())):,}/{len(expected):,}",
+           f"({len(stored):,} stored)")
+    trends, oracle = stored_trends(settings, first_ms, end_ms, f"trends{suffix}"), \
+        expected_trends(posts, settings.trending, end_ms)
+    report(f"{name}_exact_trends", f"{len(set(trends) & set(oracle))}/{len(oracle)}", f"({len(trends)} stored)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -112,6 +131,8 @@ def main(argv: list[str] | None = None) -> int:
                f"posts/s (run {run.seconds:.1f} s − first minute {fixed.seconds:.1f} s)")
         report("backfill_raw_posts_per_s", f"{len(posts) / run.seconds:,.0f}", "posts/s (start-up included)")
         report("backfill_peak_rss", f"{run.peak_rss / 2**20:,.0f}", "MiB")
+        for name, suffix in (("stream", ""), ("backfill", f"_{SIDE}")):
+            report_rows_exactness(name, settings, posts, suffix)
         equal, total = same_rows(settings, first_ms, last_ms)
         report("backfill_rows_equal_to_stream", f"{equal:,}/{total:,}")
         report("backfill_vs_stream", f"{rates['backfill'] / rates['stream']:.2f}")

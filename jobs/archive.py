@@ -25,8 +25,8 @@ from pyflink.common import Row, Types
 
 from runtime.backfill import add_posts_by_minute
 from runtime.flink import add_outputs, add_sql, interval, jdbc_options, posts_source_values, stream_env
-from runtime.job import job_main, lake_path, run_script
-from runtime.lake import default_path
+from runtime.job import job_main, run_script
+from runtime.lake import default_path, lake_path
 from runtime.minute_stage import QUARANTINE, MinuteStage
 from shared.names import POSTS_TOPIC
 from shared.post import FIELDS, SocialPost, is_timestamp

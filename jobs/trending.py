@@ -34,7 +34,8 @@ from pyflink.datastream.state import MapStateDescriptor, ValueStateDescriptor
 from runtime.backfill import add_posts_by_minute, target_tables
 from runtime.backfill import period_of as backfill_period
 from runtime.flink import add_outputs, interval, jdbc_options, kafka_sink, posts_source_values, stream_env
-from runtime.job import job_main, lake_path, run_script
+from runtime.job import job_main, run_script
+from runtime.lake import lake_path
 from runtime.minute_stage import QUARANTINE, MinuteStage
 from runtime.trend_cache import TrendPublisher, redis_options
 from shared.keyword_windows import (

@@ -28,8 +28,7 @@ from datetime import UTC, datetime, timedelta
 
 from runtime import clients
 from runtime.flink import add_sql
-from runtime.job import lake_path
-from runtime.lake import Lake, default_path
+from runtime.lake import Lake, default_path, lake_path
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -21,13 +21,6 @@ from shared.settings import Settings, load_settings
 log = logging.getLogger(__name__)
 
 
-def lake_path(value: str) -> str:
-    """An argparse type: where files go, s3://bucket/prefix or file:///absolute/folder."""
-    if not value.startswith(("s3://", "file:///")):
-        raise argparse.ArgumentTypeError(f"{value!r}: expected s3://bucket/prefix or file:///absolute/folder")
-    return value
-
-
 def job_main(name: str, doc: str | None, build: Callable[[Settings, argparse.Namespace], object], *, topic: str,
              arguments: Callable[[argparse.ArgumentParser], None] | None = None,
              backfill: bool = False) -> Callable[..., int]:

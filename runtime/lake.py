@@ -16,6 +16,7 @@ once the run finished, and is still waiting while no run has started since.
 
 from __future__ import annotations
 
+import argparse
 import io
 import logging
 import os
@@ -40,6 +41,13 @@ def default_path(settings: Settings) -> str:
     if settings.minio.access_key and settings.minio.secret_key:
         return f"s3://{settings.minio.bucket}/posts"
     return (settings.stack.state_path / "lake" / "posts").as_uri()
+
+
+def lake_path(value: str) -> str:
+    """An argparse type: where files go, s3://bucket/prefix or file:///absolute/folder."""
+    if not value.startswith(("s3://", "file:///")):
+        raise argparse.ArgumentTypeError(f"{value!r}: expected s3://bucket/prefix or file:///absolute/folder")
+    return value
 
 
 class Lake:

@@ -23,6 +23,10 @@ from shared.keywords import extract_keywords
 from shared.post import SocialPost
 from shared.trends import TrendDecision, TrendingSettings
 
+# VADER's compound score has four decimals: sums of scores are kept as whole units of 1e-4, exact and the same
+# whatever order (and batches) the posts are counted in — a backfill writes the stream's numbers to the last bit.
+SENTIMENT_UNITS = 10_000
+
 ALL_SOURCES = "*"
 
 
@@ -33,7 +37,7 @@ class KeywordCount:
     first_uid: str  # the smallest uid: with last_uid, the trend's sample posts
     last_uid: str
     scored: int = 0  # posts with a sentiment score (shared/enrich.py), their scores' sum, the negative ones
-    sentiment_sum: float = 0.0
+    sentiment_units: int = 0  # the sum in SENTIMENT_UNITS: exact, whatever order the posts are counted in
     negative: int = 0
 
 
@@ -57,7 +61,7 @@ class MinuteCounts:
                 mine.first_uid = min(mine.first_uid, theirs.first_uid)
                 mine.last_uid = max(mine.last_uid, theirs.last_uid)
                 mine.scored += theirs.scored
-                mine.sentiment_sum += theirs.sentiment_sum
+                mine.sentiment_units += theirs.sentiment_units
                 mine.negative += theirs.negative
         for source, posts in other.totals.items():
             self.totals[source] = self.totals.get(source, 0) + posts
@@ -108,7 +112,7 @@ def count_posts(index: int, posts: Iterable[SocialPost], with_sentiment: bool = 
                     count.last_uid = uid
             if score is not None:
                 count.scored += 1
-                count.sentiment_sum += score
+                count.sentiment_units += round(score * SENTIMENT_UNITS)
                 count.negative += negative
     if seen:
         totals[ALL_SOURCES] = len(seen)
@@ -120,8 +124,12 @@ class WindowCount(NamedTuple):
     authors: int  # 0 below `min_posts` posts: no rule reads it there (see sliding_window)
     samples: tuple[str, ...]  # the smallest and the largest uid, once each; () below `min_posts`
     scored: int = 0  # posts with a sentiment score, their sum, the negative ones (0 below `min_posts`)
-    sentiment_sum: float = 0.0
+    sentiment_units: int = 0  # the sum in SENTIMENT_UNITS
     negative: int = 0
+
+    @property
+    def sentiment_sum(self) -> float:
+        return self.sentiment_units / SENTIMENT_UNITS
 
 
 def sliding_window(minutes: Sequence[MinuteCounts],
@@ -148,7 +156,7 @@ def sliding_window(minutes: Sequence[MinuteCounts],
         authors = counts[0].authors if len(counts) == 1 else set().union(*(c.authors for c in counts))
         window[keyword] = WindowCount(total, len(authors), _samples(min(c.first_uid for c in counts),
                                                                     max(c.last_uid for c in counts)),
-                                      sum(c.scored for c in counts), sum(c.sentiment_sum for c in counts),
+                                      sum(c.scored for c in counts), sum(c.sentiment_units for c in counts),
                                       sum(c.negative for c in counts))
     return window, totals
 

@@ -193,7 +193,7 @@ def _cancel(args, settings) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from runtime.job import lake_path
+    from runtime.lake import lake_path
 
     parser = argparse.ArgumentParser(
         prog="streampulse",

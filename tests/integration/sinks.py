@@ -56,20 +56,22 @@ def closed_minutes_equal_oracle(settings, counts_prefix: str, posts: list[dict],
     return stored == expected
 
 
-def keyword_rows(settings, first_ms: int, last_ms: int) -> dict:
-    """keyword_window_counts of the span in the oracle's form (tests.oracle.expected_keyword_rows)."""
+def keyword_rows(settings, first_ms: int, last_ms: int, table: str = "keyword_window_counts") -> dict:
+    """keyword_window_counts (or a backfill's side table) of the span in the oracle's form
+    (tests.oracle.expected_keyword_rows)."""
     with clients.postgres(settings, "reader") as conn:
-        rows = conn.execute("SELECT window_kind, window_start, keyword, posts, authors, z FROM keyword_window_counts "
+        rows = conn.execute(f"SELECT window_kind, window_start, keyword, posts, authors, z FROM {table} "
                             "WHERE window_end > %s AND window_start <= %s", (as_utc(first_ms), as_utc(last_ms))
                             ).fetchall()
     return {(kind, as_ms(start), k): (n, a, None if z is None else round(z, 6)) for kind, start, k, n, a, z in rows}
 
 
-def stored_trends(settings, first_ms: int, up_to_end_ms: int) -> list[tuple]:
-    """The `trends` rows of the span in the oracle's form (tests.oracle.expected_trends)."""
+def stored_trends(settings, first_ms: int, up_to_end_ms: int, table: str = "trends") -> list[tuple]:
+    """The `trends` rows (or a backfill's side table's) of the span in the oracle's form
+    (tests.oracle.expected_trends)."""
     with clients.postgres(settings, "reader") as conn:
         rows = conn.execute("SELECT window_end, keyword, trend_rank, posts, authors, z, sample_uids, evidence, "
-                            "evidence_posts FROM trends "
+                            f"evidence_posts FROM {table} "
                             "WHERE window_end > %s AND window_end <= %s", (as_utc(first_ms), as_utc(up_to_end_ms))
                             ).fetchall()
     return sorted((as_ms(end), k, r, n, a, round(z, 6), s, e, en) for end, k, r, n, a, z, s, e, en in rows)
