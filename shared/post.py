@@ -170,7 +170,9 @@ def encode_framed(post: SocialPost, schema_id: int, version: int = 1, buffer: io
 
 
 def decode(payload: bytes) -> SocialPost:
-    record = fastavro.schemaless_reader(io.BytesIO(payload), _WIRE_SCHEMA)
+    """A social.posts record as the SocialPost it holds, in either encoding (`read_record`: a framed record's writer
+    schema from the registry `use_registry` set), without decode_post's checks: what tests and tools read back."""
+    record = read_record(payload)
     for name in ("langs", "hashtags", "mentions", "links"):
         record[name] = tuple(record[name])
     return SocialPost(**record)

@@ -84,7 +84,7 @@ def _jars(args, settings) -> int:
     from stack import jars
 
     for name, folder in jars.fetch_all(settings.stack.cache_path, args.groups or None).items():
-        print(f"{name}: {folder} ({len(list(folder.glob('*.jar')))} jars)")
+        print(f"{name}: {folder} ({len(list(folder.rglob('*.jar')))} jars)")
     return 0
 
 

@@ -9,6 +9,8 @@ import uuid
 import pytest
 
 from runtime import clients
+from runtime.schema_registry import SchemaRegistry
+from shared.post import use_registry
 from shared.settings import PROJECT_ROOT, load_settings
 from stack.cluster import Cluster
 from stack.manager import services
@@ -21,6 +23,9 @@ def settings():
     if down:
         pytest.fail(f"the local stack is not up ({', '.join(down)}): run `streampulse stack up` or `make test`",
                     pytrace=False)
+    # What the tests read back from social.posts (shared.post decode) is mostly Confluent-framed: its writer
+    # schemas come from the stack's registry, as in the jobs.
+    use_registry(SchemaRegistry(settings.registry.base_url, settings.registry.timeout_s).schema)
     return settings
 
 

@@ -104,8 +104,10 @@ def test_every_socket_of_the_stack_listens_on_loopback(settings):
 def test_each_stack_process_holds_only_the_secrets_it_uses(settings):
     secrets = secrets_of(settings)
     assert "STREAMPULSE_POSTGRES__ADMIN_PASSWORD" in secrets and "STREAMPULSE_MINIO__SECRET_KEY" in secrets
-    # MinIO's root credentials are MinIO's own (MINIO_ROOT_USER / MINIO_ROOT_PASSWORD); nobody else's.
-    allowed = {"minio": {"STREAMPULSE_MINIO__ACCESS_KEY", "STREAMPULSE_MINIO__SECRET_KEY"}}
+    # MinIO's root credentials are MinIO's own (MINIO_ROOT_USER / MINIO_ROOT_PASSWORD), the registry's database
+    # password its own (APICURIO_DATASOURCE_PASSWORD); nobody else's.
+    allowed = {"minio": {"STREAMPULSE_MINIO__ACCESS_KEY", "STREAMPULSE_MINIO__SECRET_KEY"},
+               "registry": {"STREAMPULSE_REGISTRY__DB_PASSWORD"}}
     for pid, name in stack_processes(settings).items():
         try:
             environment = Path(f"/proc/{pid}/environ").read_bytes().decode(errors="replace")
