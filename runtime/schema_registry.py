@@ -127,17 +127,3 @@ def _check(response, what: str, url: str) -> None:
     if response.status_code >= 400:
         raise RegistryError(f"schema registry at {url}: {what} failed with HTTP {response.status_code}: "
                             f"{_message(response)}")
-
-
-def _message(response) -> str:
-    try:
-        body = response.json()
-    except ValueError:
-        return response.text[:1000]
-    return str(body.get("message", body))[:1000] if isinstance(body, dict) else str(body)[:1000]
-
-
-def _check(response, what: str, url: str) -> None:
-    if response.status_code >= 400:
-        raise RegistryError(f"schema registry at {url}: {what} failed with HTTP {response.status_code}: "
-                            f"{_message(response)}")
